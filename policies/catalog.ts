@@ -1,0 +1,49 @@
+import type { CatalogEntry } from "./catalog.types.ts";
+
+/**
+ * The servers this gateway runs. Ids are the per-server prefix clients see (`memory__read_graph`), so
+ * they are short, lowercase, and never contain the separator `__`.
+ *
+ * Adding a server: add the package as a dependency, add an entry here, run `npm run catalog:snapshot`,
+ * then grant it to someone in `policies/environments/`.
+ */
+export const catalog = {
+  memory: {
+    title: "Knowledge graph memory",
+    package: "@modelcontextprotocol/server-memory",
+    argv: ["node", "./node_modules/@modelcontextprotocol/server-memory/dist/index.js"],
+    // The graph file lives in the process's data directory: one graph per principal.
+    env: { set: { MEMORY_FILE_PATH: "{dataDir}/memory.jsonl" } },
+    isolation: "per-user",
+    idleTimeoutSeconds: 300,
+    toolLevels: {},
+  },
+  everything: {
+    title: "MCP reference server (every protocol feature)",
+    package: "@modelcontextprotocol/server-everything",
+    argv: ["node", "./node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"],
+    isolation: "shared",
+    idleTimeoutSeconds: 600,
+    toolLevels: {
+      // SECURITY: prints the process environment. Read-only by annotation, but environment variables are
+      // where secrets live, so only admins may call it.
+      "get-env": "admin",
+    },
+  },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type Catalog = typeof catalog;
+export type ServerId = keyof Catalog;
+
+export const SERVER_IDS = Object.keys(catalog).sort() as ServerId[];
+
+export function isServerId(value: unknown): value is ServerId {
+  // Exact, own-property match: no case folding, no prototype keys such as "constructor".
+  return typeof value === "string" && Object.hasOwn(catalog, value);
+}
+
+/** The isolation a server runs with (`per-user` unless the entry says otherwise). */
+export function isolationOf(id: ServerId): "per-user" | "shared" {
+  const entry: CatalogEntry = catalog[id];
+  return entry.isolation ?? "per-user";
+}
