@@ -33,7 +33,7 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
     .select([
       sql<string>`'tool'`.as("kind"),
       "t.server as server",
-      "t.tool as tool",
+      sql.ref<string | null>("t.tool").as("tool"),
       "t.level as level",
       "r.rate_limit_per_minute as rate_limit_per_minute",
       sql<number | null>`NULL`.as("revoked_before_ms"),
@@ -60,7 +60,7 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
       sql<string | null>`NULL`.as("tool"),
       sql<string>`''`.as("level"),
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
-      "v.revoked_before_ms as revoked_before_ms",
+      sql.ref<number | null>("v.revoked_before_ms").as("revoked_before_ms"),
     ]);
   const meta = db
     .selectFrom("policy_meta as m")
