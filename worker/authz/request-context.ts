@@ -1,0 +1,48 @@
+import type { Kysely } from "kysely";
+import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts";
+import type { Database } from "../db/database.ts";
+import { loadPrincipalGrants } from "../db/grants.repository.ts";
+import { GatewayError, JSONRPC } from "../mcp/errors.ts";
+
+/** Who is asking, as the token says (set by the OAuth provider from the grant's props). */
+export interface Caller {
+  readonly principal: string;
+  /** Binding subjects: the principal, its verified email, its groups. */
+  readonly subjects: readonly string[];
+  readonly clientId: string | null;
+  /** When the person logged in (epoch ms): grants issued before a revocation cut-off stop working. */
+  readonly authenticatedAtMs: number;
+}
+
+/** Everything one HTTP request is decided under. Built once per request, never shared between requests. */
+export interface RequestContext {
+  readonly caller: Caller;
+  readonly grants: EffectiveGrants;
+  readonly policyHash: string | null;
+  readonly sessionId: string | null;
+}
+
+/**
+ * Loads the caller's grants with one D1 query and checks the kill switch.
+ * SECURITY: fails closed. A database error is a 503, never an empty-but-allowed or a cached answer; a
+ * database with no policy seeded yields no grants, so everything is denied.
+ */
+export async function loadRequestContext(
+  db: Kysely<Database>,
+  caller: Caller,
+  sessionId: string | null,
+): Promise<RequestContext> {
+  let loaded: Awaited<ReturnType<typeof loadPrincipalGrants>>;
+  try {
+    loaded = await loadPrincipalGrants(db, caller.subjects);
+  } catch (cause) {
+    throw new GatewayError(503, JSONRPC.internalError, "Authorization is temporarily unavailable; try again shortly.", {
+      cause,
+      retryAfterSeconds: 5,
+    });
+  }
+  if (loaded.revokedBeforeMs !== null && caller.authenticatedAtMs < loaded.revokedBeforeMs) {
+    throw new GatewayError(401, JSONRPC.connectionClosed, "Access for this sign-in was revoked; sign in again.");
+  }
+  return { caller, grants: effectiveGrants(loaded.rows), policyHash: loaded.policyHash, sessionId };
+}

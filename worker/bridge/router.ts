@@ -1,0 +1,83 @@
+import {
+  BRIDGE_CREDENTIAL_HEADER,
+  BRIDGE_ROUTES,
+  type BridgeKey,
+  type ExecuteRequestBody,
+  MCP_SESSION_HEADER,
+  mintBridgeCredential,
+} from "../../container/src/contract.ts";
+import { isolationOf, type ServerId } from "../../policies/catalog.ts";
+import type { BridgeFetch } from "../mcp/backends.ts";
+import { GatewayError, JSONRPC } from "../mcp/errors.ts";
+
+export interface BridgeRoute {
+  readonly key: BridgeKey;
+  /**
+   * Local development only: the URL of a bridge process, used instead of the Container binding.
+   * Refused in production by the configuration (see worker/config.ts).
+   */
+  readonly insecureDevBridgeUrl: string | null;
+  readonly containers: DurableObjectNamespace | undefined;
+}
+
+/**
+ * The Container Durable Object a request goes to: one per (server, principal) for `per-user` servers,
+ * one per server for `shared` ones (the catalog decides).
+ */
+export function containerName(server: ServerId, principal: string): string {
+  return isolationOf(server) === "shared" ? `shared:${server}` : `user:${server}:${principal}`;
+}
+
+/**
+ * Requests to the bridge on behalf of one principal. Each request carries a fresh, single-use credential
+ * naming the principal, the server and the bridge session; the client's own token never leaves the Worker.
+ */
+export function bridgeFetchFor(route: BridgeRoute, principal: string): BridgeFetch {
+  return async (server, path, init) => {
+    const headers = new Headers(init.headers);
+    // SECURITY: only headers the SDK client transport sets are forwarded; identity travels in the credential.
+    headers.delete("authorization");
+    const sessionId = headers.get(MCP_SESSION_HEADER) ?? undefined;
+    const credential = await mintBridgeCredential(route.key, {
+      principal,
+      server,
+      use: path === BRIDGE_ROUTES.execute ? "execute" : "mcp",
+      ...(sessionId === undefined ? {} : { sessionId }),
+    });
+    headers.set(BRIDGE_CREDENTIAL_HEADER, credential);
+    if (route.insecureDevBridgeUrl !== null) {
+      return fetch(new URL(path, route.insecureDevBridgeUrl), { ...init, headers });
+    }
+    if (!route.containers) {
+      throw new GatewayError(503, JSONRPC.internalError, "No bridge is configured for this deployment.");
+    }
+    const stub = route.containers.get(route.containers.idFromName(containerName(server, principal)));
+    return stub.fetch(new Request(`http://bridge${path}`, { ...init, headers }));
+  };
+}
+
+/** One JSON-RPC request to a server's process through `/execute`; resolves to the process's response. */
+export async function executeOnBridge(fetchBridge: BridgeFetch, server: ServerId, message: unknown): Promise<unknown> {
+  const body: Omit<ExecuteRequestBody, "message"> & { message: unknown } = { server, message };
+  const response = await fetchBridge(server, BRIDGE_ROUTES.execute, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new GatewayError(
+      502,
+      JSONRPC.internalError,
+      `The "${server}" server refused the request (${response.status}).`,
+      {
+        cause: text.slice(0, 500),
+      },
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new GatewayError(502, JSONRPC.internalError, `The "${server}" server sent an unreadable answer.`, { cause });
+  }
+}

@@ -1,0 +1,62 @@
+import { GatewayError, JSONRPC } from "./errors.ts";
+
+/** One request body at most: the MCP SDK's own limit, and what the bridge accepts (container/src/contract.ts). */
+export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024;
+/** JSON-RPC batches longer than this are refused (the SDK's fix for GHSA-f897-62hf-6gxq uses 100). */
+export const MAX_BATCH_MESSAGES = 100;
+
+/** Reads a JSON body with a hard size cap, without trusting Content-Length. */
+export async function readJsonBody(request: Request): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_REQUEST_BODY_BYTES) throw tooLarge();
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new GatewayError(415, JSONRPC.invalidRequest, "Content-Type must be application/json.");
+  }
+  if (!request.body) throw new GatewayError(400, JSONRPC.parseError, "The request has no body.");
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_REQUEST_BODY_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.byteLength;
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw new GatewayError(400, JSONRPC.parseError, "The request body is not valid JSON.");
+  }
+  if (Array.isArray(body) && body.length > MAX_BATCH_MESSAGES) {
+    throw new GatewayError(413, JSONRPC.invalidRequest, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`);
+  }
+  return body;
+}
+
+function tooLarge(): GatewayError {
+  return new GatewayError(
+    413,
+    JSONRPC.invalidRequest,
+    `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
+  );
+}
+
+/**
+ * JSON-RPC batches exist in MCP 2025-03-26 only: 2024-11-05 predates them in MCP's transports and
+ * 2025-06-18 removed them. A batch under another version is refused, not half-processed.
+ */
+export function batchesAllowed(protocolVersion: string): boolean {
+  return protocolVersion === "2025-03-26";
+}

@@ -1,0 +1,197 @@
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CompleteRequestSchema,
+  ErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  McpError,
+  type Prompt,
+  ReadResourceRequestSchema,
+  type Resource,
+  type ResourceTemplate,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
+import { authorize } from "../../policies/decide.ts";
+import { writeAudit } from "../audit/audit.ts";
+import type { RequestContext } from "../authz/request-context.ts";
+import type { Backends } from "./backends.ts";
+import { contextOf } from "./context.ts";
+import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri } from "./names.ts";
+import type { ToolDeps } from "./tools.ts";
+
+/** Lists are merged across servers and returned whole; this bounds one server's pages. */
+const MAX_LIST_PAGES = 20;
+
+type Capability = "resources" | "prompts" | "completions";
+
+/** Servers whose resources and prompts the caller may see: a server-wide grant of at least `read`. */
+function readableServers(ctx: RequestContext): ServerId[] {
+  return SERVER_IDS.filter((s) => authorize(ctx.grants, { kind: "server-content", server: s }).allow);
+}
+
+async function withCapability(backends: Backends, server: ServerId, capability: Capability): Promise<boolean> {
+  try {
+    return Boolean((await backends.capabilities(server))[capability]);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "backend_unavailable", server, error: String(error) }));
+    return false;
+  }
+}
+
+async function collect<T>(
+  fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>,
+): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_LIST_PAGES; page++) {
+    const result = await fetchPage(cursor);
+    out.push(...result.items);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  return out;
+}
+
+/** Same wording for "no such resource/prompt" and "not yours": a denial reveals nothing. */
+const notFound = (what: string, name: string) => new McpError(ErrorCode.InvalidParams, `${what} ${name} not found`);
+
+export function registerContentHandlers(server: Server, deps: ToolDeps): void {
+  const target = async (
+    ctx: RequestContext,
+    qualified: ReturnType<typeof parseQualifiedName>,
+    action: string,
+    name: string,
+  ) => {
+    const allowed = qualified && authorize(ctx.grants, { kind: "server-content", server: qualified.server }).allow;
+    if (!allowed) {
+      await writeAudit(deps.db, ctx, {
+        action,
+        server: qualified?.server ?? null,
+        tool: name,
+        decision: "deny",
+        reason: qualified ? "server_not_granted" : "unknown_target",
+      });
+      throw notFound(action.startsWith("prompts") ? "Prompt" : "Resource", name);
+    }
+    return qualified;
+  };
+
+  server.setRequestHandler(ListResourcesRequestSchema, async (_req, extra) => {
+    const ctx = contextOf(extra);
+    const backends = deps.backends();
+    const resources: Resource[] = [];
+    for (const s of readableServers(ctx)) {
+      if (!(await withCapability(backends, s, "resources"))) continue;
+      const client = await backends.client(s);
+      const items = await collect(async (cursor) => {
+        const r = await client.listResources(cursor ? { cursor } : {});
+        return { items: r.resources, nextCursor: r.nextCursor };
+      });
+      for (const r of items) resources.push({ ...r, uri: qualifyUri(s, r.uri) });
+    }
+    return { resources };
+  });
+
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_req, extra) => {
+    const ctx = contextOf(extra);
+    const backends = deps.backends();
+    const resourceTemplates: ResourceTemplate[] = [];
+    for (const s of readableServers(ctx)) {
+      if (!(await withCapability(backends, s, "resources"))) continue;
+      const client = await backends.client(s);
+      const items = await collect(async (cursor) => {
+        const r = await client.listResourceTemplates(cursor ? { cursor } : {});
+        return { items: r.resourceTemplates, nextCursor: r.nextCursor };
+      });
+      for (const t of items) resourceTemplates.push({ ...t, uriTemplate: qualifyUri(s, t.uriTemplate) });
+    }
+    return { resourceTemplates };
+  });
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
+    const ctx = contextOf(extra);
+    const t = await target(ctx, parseQualifiedUri(req.params.uri), "resources/read", req.params.uri);
+    const started = Date.now();
+    const client = await deps.backends().client(t.server);
+    const result = await client.readResource({ ...req.params, uri: t.name });
+    await writeAudit(deps.db, ctx, {
+      action: "resources/read",
+      server: t.server,
+      tool: t.name,
+      decision: "allow",
+      reason: "granted",
+      outcome: "ok",
+      durationMs: Date.now() - started,
+    });
+    return { ...result, contents: result.contents.map((c) => ({ ...c, uri: qualifyUri(t.server, c.uri) })) };
+  });
+
+  server.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
+    const t = await target(contextOf(extra), parseQualifiedUri(req.params.uri), "resources/subscribe", req.params.uri);
+    await (await deps.backends().client(t.server)).subscribeResource({ uri: t.name });
+    return {};
+  });
+
+  server.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
+    const t = await target(
+      contextOf(extra),
+      parseQualifiedUri(req.params.uri),
+      "resources/unsubscribe",
+      req.params.uri,
+    );
+    await (await deps.backends().client(t.server)).unsubscribeResource({ uri: t.name });
+    return {};
+  });
+
+  server.setRequestHandler(ListPromptsRequestSchema, async (_req, extra) => {
+    const ctx = contextOf(extra);
+    const backends = deps.backends();
+    const prompts: Prompt[] = [];
+    for (const s of readableServers(ctx)) {
+      if (!(await withCapability(backends, s, "prompts"))) continue;
+      const client = await backends.client(s);
+      const items = await collect(async (cursor) => {
+        const r = await client.listPrompts(cursor ? { cursor } : {});
+        return { items: r.prompts, nextCursor: r.nextCursor };
+      });
+      for (const p of items) prompts.push({ ...p, name: qualifyName(s, p.name) });
+    }
+    return { prompts };
+  });
+
+  server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
+    const ctx = contextOf(extra);
+    const t = await target(ctx, parseQualifiedName(req.params.name), "prompts/get", req.params.name);
+    const started = Date.now();
+    const result = await (await deps.backends().client(t.server)).getPrompt({ ...req.params, name: t.name });
+    await writeAudit(deps.db, ctx, {
+      action: "prompts/get",
+      server: t.server,
+      tool: t.name,
+      decision: "allow",
+      reason: "granted",
+      outcome: "ok",
+      durationMs: Date.now() - started,
+    });
+    return result;
+  });
+
+  server.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
+    const ctx = contextOf(extra);
+    const ref = req.params.ref;
+    const qualified = ref.type === "ref/prompt" ? parseQualifiedName(ref.name) : parseQualifiedUri(ref.uri);
+    const t = await target(ctx, qualified, "completion/complete", ref.type === "ref/prompt" ? ref.name : ref.uri);
+    const inner = ref.type === "ref/prompt" ? { ...ref, name: t.name } : { ...ref, uri: t.name };
+    return (await deps.backends().client(t.server)).complete({ ...req.params, ref: inner });
+  });
+
+  server.setRequestHandler(SetLevelRequestSchema, async (req) => {
+    await deps.backends().setLoggingLevel(req.params.level);
+    return {};
+  });
+}

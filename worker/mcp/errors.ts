@@ -1,0 +1,43 @@
+/**
+ * Gateway errors: a public message for the client, an internal cause for the log. Anything that is not
+ * a GatewayError is a bug and becomes a 500 that is logged, never a 400.
+ */
+export class GatewayError extends Error {
+  readonly status: number;
+  /** JSON-RPC error code for the body. */
+  readonly code: number;
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    status: number,
+    code: number,
+    publicMessage: string,
+    options: { cause?: unknown; retryAfterSeconds?: number } = {},
+  ) {
+    super(publicMessage, { cause: options.cause });
+    this.name = "GatewayError";
+    this.status = status;
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/** JSON-RPC error codes we use (the spec's, plus the MCP SDK's -32000 range for transport-level errors). */
+export const JSONRPC = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+  /** Transport-level problems (bad session, bad headers), as the SDK uses it. */
+  connectionClosed: -32000,
+  requestTimeout: -32001,
+} as const;
+
+export function jsonRpcErrorResponse(error: GatewayError, id: string | number | null = null): Response {
+  const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store" });
+  if (error.retryAfterSeconds !== undefined) headers.set("retry-after", String(error.retryAfterSeconds));
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } }), {
+    status: error.status,
+    headers,
+  });
+}

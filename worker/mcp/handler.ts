@@ -1,0 +1,113 @@
+import { AuthProps, subjectsOf } from "../oauth/props.ts";
+import { MAX_REQUEST_BODY_BYTES } from "./body.ts";
+import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
+import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
+import type { SessionEnv } from "./settings.ts";
+
+export const MCP_PATH = "/mcp";
+export const SSE_PATH = "/sse";
+export const SSE_MESSAGE_PATH = "/sse/message";
+const SESSION_HEADER = "mcp-session-id";
+const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
+
+export interface McpHandlerOptions {
+  /** Origins (scheme://host[:port]) browsers may call from: the gateway's own, plus configured ones. */
+  readonly allowedOrigins: readonly string[];
+}
+
+interface ProtectedContext {
+  readonly props?: unknown;
+  readonly auth?: { readonly clientId?: string | undefined };
+}
+
+/**
+ * The MCP endpoints as the OAuth provider's protected API handler: `/mcp` (Streamable HTTP) and `/sse`
+ * with `/sse/message` (legacy HTTP+SSE). By the time a request is here its bearer token is valid for this
+ * resource; this checks the browser origin and the size, then hands the request to its session's
+ * Durable Object. The client's token is not forwarded.
+ */
+export function createMcpHandler(options: McpHandlerOptions) {
+  const allowed = new Set(options.allowedOrigins.map((o) => o.toLowerCase()));
+  return async function mcpHandler(request: Request, env: SessionEnv, ctx: ProtectedContext): Promise<Response> {
+    try {
+      // SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin).
+      const origin = request.headers.get("origin");
+      if (origin !== null && !allowed.has(origin.toLowerCase())) {
+        throw new GatewayError(403, JSONRPC.connectionClosed, "This Origin may not use the MCP endpoint.");
+      }
+      if (Number(request.headers.get("content-length") ?? "0") > MAX_REQUEST_BODY_BYTES) {
+        throw new GatewayError(
+          413,
+          JSONRPC.invalidRequest,
+          `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
+        );
+      }
+      const props = AuthProps.safeParse(ctx.props);
+      // SECURITY: a grant whose props we cannot read is treated as no grant at all.
+      if (!props.success)
+        throw new GatewayError(
+          401,
+          JSONRPC.connectionClosed,
+          "The access token does not carry a usable identity; sign in again.",
+        );
+      const url = new URL(request.url);
+      const { route, sessionId } = routeOf(request, url);
+      const namespace = env.MCP_SESSIONS;
+      if (!namespace)
+        throw new GatewayError(503, JSONRPC.internalError, "MCP sessions are not configured for this deployment.");
+      const headers = new Headers(request.headers);
+      headers.delete("authorization");
+      headers.set(
+        INTERNAL_HEADER,
+        encodeInternal({
+          route,
+          sessionId,
+          caller: {
+            principal: props.data.principal,
+            subjects: subjectsOf(props.data),
+            clientId: ctx.auth?.clientId ?? null,
+            authenticatedAtMs: props.data.authenticatedAtMs,
+          },
+        }),
+      );
+      const stub = namespace.get(namespace.idFromName(sessionObjectName(props.data.principal, sessionId)));
+      return await stub.fetch(new Request(request.url, { method: request.method, headers, body: request.body }));
+    } catch (error) {
+      if (error instanceof GatewayError) return jsonRpcErrorResponse(error);
+      throw error;
+    }
+  };
+}
+
+function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId: string } {
+  const method = request.method;
+  if (url.pathname === MCP_PATH) {
+    if (method !== "POST" && method !== "GET" && method !== "DELETE") throw methodNotAllowed();
+    const given = request.headers.get(SESSION_HEADER);
+    // A POST without a session may only be initialize; the session object checks that.
+    if (given === null) {
+      if (method !== "POST")
+        throw new GatewayError(400, JSONRPC.connectionClosed, "Mcp-Session-Id header is required.");
+      return { route: "mcp", sessionId: crypto.randomUUID() };
+    }
+    if (!SESSION_ID.test(given))
+      throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found: start a new session with initialize.");
+    return { route: "mcp", sessionId: given };
+  }
+  if (url.pathname === SSE_PATH) {
+    if (method !== "GET") throw methodNotAllowed();
+    return { route: "sse-open", sessionId: crypto.randomUUID() };
+  }
+  if (url.pathname === SSE_MESSAGE_PATH) {
+    if (method !== "POST") throw methodNotAllowed();
+    const given = url.searchParams.get("sessionId");
+    if (given === null || !SESSION_ID.test(given))
+      throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found.");
+    return { route: "sse-message", sessionId: given };
+  }
+  throw new GatewayError(404, JSONRPC.methodNotFound, "Not found.");
+}
+
+function methodNotAllowed(): GatewayError {
+  return new GatewayError(405, JSONRPC.connectionClosed, "Method not allowed.");
+}

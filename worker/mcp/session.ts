@@ -1,0 +1,303 @@
+import { DurableObject } from "cloudflare:workers";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import {
+  type InitializeRequest,
+  isInitializeRequest,
+  LATEST_PROTOCOL_VERSION,
+  RootsListChangedNotificationSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { Kysely } from "kysely";
+import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
+import type { ServerId } from "../../policies/catalog.ts";
+import { auditKeyFrom } from "../audit/audit.ts";
+import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
+import { type Database, database } from "../db/database.ts";
+import { type BackendHooks, Backends } from "./backends.ts";
+import { batchesAllowed, readJsonBody } from "./body.ts";
+import { registerContentHandlers } from "./content.ts";
+import { authInfoFor } from "./context.ts";
+import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
+import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
+import { qualifyUri } from "./names.ts";
+import { type GatewaySettings, gatewaySettingsFrom, type SessionEnv } from "./settings.ts";
+import { WebSseServerTransport } from "./sse-transport.ts";
+import { registerToolHandlers } from "./tools.ts";
+
+/** A session lives at most this long; then its client gets 404 and starts a new one (as MCP specifies). */
+export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+const SERVER_INFO = { name: "hatago-auth", version: "0.1.0" } as const;
+const INSTRUCTIONS =
+  "Tools of several MCP servers, named <server>__<tool>. You see only the tools your organisation's policy grants you.";
+
+interface SessionMeta {
+  readonly principal: string;
+  readonly sessionId: string;
+  readonly kind: "streamable" | "sse";
+  /** The client's initialize params, replayed to rebuild the session after the object was evicted. */
+  readonly initialize: InitializeRequest["params"];
+  readonly createdAtMs: number;
+}
+
+/**
+ * One MCP session. The Worker routes every request of a session here (by principal and session id);
+ * this object holds the SDK server the client talks to and one SDK client per backend server.
+ *
+ * State: the session's metadata is in Durable Object storage; the live objects are rebuilt from it after
+ * an eviction by replaying the client's initialize (SDK transports have no restore API). Permissions are
+ * never cached: every request reads them from D1.
+ */
+export class McpSession extends DurableObject<SessionEnv> {
+  #settings: GatewaySettings | null = null;
+  #keys: Promise<{ bridge: BridgeKey; audit: CryptoKey }> | null = null;
+  #db: Kysely<Database>;
+  #server: Server | null = null;
+  #transport: WebStandardStreamableHTTPServerTransport | WebSseServerTransport | null = null;
+  #backends: Backends | null = null;
+  #meta: SessionMeta | null = null;
+  /** Tool calls in flight per server, newest last: server→client requests are tied to the newest. */
+  readonly #inFlight = new Map<ServerId, (string | number)[]>();
+
+  constructor(ctx: DurableObjectState, env: SessionEnv) {
+    super(ctx, env);
+    this.#db = database(env.DB);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const info = decodeInternal(request.headers.get(INTERNAL_HEADER));
+    if (!info) return new Response("bad internal request", { status: 500 });
+    try {
+      this.#settings ??= gatewaySettingsFrom(this.env);
+      const meta = this.#meta ?? (await this.ctx.storage.get<SessionMeta>("meta")) ?? null;
+      // SECURITY: the object name already includes the principal; this is the second lock on the door.
+      if (meta && meta.principal !== info.caller.principal) throw sessionNotFound();
+      this.#meta = meta;
+      const ctx = await loadRequestContext(this.#db, info.caller, info.sessionId);
+      switch (info.route) {
+        case "mcp":
+          return await this.#streamable(request, info, ctx);
+        case "sse-open":
+          return await this.#openSse(request, info, ctx);
+        case "sse-message":
+          return await this.#sseMessage(request, ctx);
+      }
+    } catch (error) {
+      if (error instanceof GatewayError) return jsonRpcErrorResponse(error);
+      console.error(
+        JSON.stringify({
+          event: "session_error",
+          error: String(error),
+          stack: error instanceof Error ? error.stack : undefined,
+        }),
+      );
+      return jsonRpcErrorResponse(new GatewayError(500, JSONRPC.internalError, "Internal error."));
+    }
+  }
+
+  override async alarm(): Promise<void> {
+    await this.#end();
+  }
+
+  async #streamable(request: Request, info: InternalInfo, ctx: RequestContext): Promise<Response> {
+    const body = request.method === "POST" ? await readJsonBody(request) : undefined;
+    let created = false;
+    if (!this.#transport) {
+      if (!this.#meta && request.method === "POST" && isInitializeRequest(body)) {
+        this.#transport = await this.#build(info, "streamable");
+        created = true;
+      } else if (this.#meta?.kind === "streamable" && Date.now() - this.#meta.createdAtMs < SESSION_MAX_AGE_MS) {
+        const rebuilt = await this.#build(info, "streamable");
+        if (!(rebuilt instanceof WebStandardStreamableHTTPServerTransport)) throw sessionNotFound();
+        this.#transport = rebuilt;
+        await this.#replayInitialize(rebuilt, this.#meta, ctx);
+      } else {
+        throw sessionNotFound();
+      }
+    }
+    if (!(this.#transport instanceof WebStandardStreamableHTTPServerTransport)) throw sessionNotFound();
+    if (Array.isArray(body)) {
+      const version = negotiatedVersion(this.#meta?.initialize.protocolVersion);
+      if (!batchesAllowed(version)) {
+        throw new GatewayError(
+          400,
+          JSONRPC.invalidRequest,
+          `JSON-RPC batches are not part of MCP ${version}; send one message per request.`,
+        );
+      }
+    }
+    const response = await this.#transport.handleRequest(request, { parsedBody: body, authInfo: authInfoFor(ctx, "") });
+    if (created && response.ok && isInitializeRequest(body)) {
+      await this.#remember({
+        principal: info.caller.principal,
+        sessionId: info.sessionId,
+        kind: "streamable",
+        initialize: body.params,
+        createdAtMs: Date.now(),
+      });
+    }
+    return response;
+  }
+
+  async #openSse(_request: Request, info: InternalInfo, _ctx: RequestContext): Promise<Response> {
+    if (this.#transport || this.#meta) throw sessionNotFound();
+    const transport = (await this.#build(info, "sse")) as WebSseServerTransport;
+    this.#transport = transport;
+    await this.#remember({
+      principal: info.caller.principal,
+      sessionId: info.sessionId,
+      kind: "sse",
+      initialize: { protocolVersion: "2024-11-05", capabilities: {}, clientInfo: { name: "sse", version: "0" } },
+      createdAtMs: Date.now(),
+    });
+    return transport.response();
+  }
+
+  async #sseMessage(request: Request, ctx: RequestContext): Promise<Response> {
+    const transport = this.#transport;
+    if (!(transport instanceof WebSseServerTransport) || !transport.isOpen) throw sessionNotFound();
+    const body = await readJsonBody(request);
+    if (Array.isArray(body))
+      throw new GatewayError(400, JSONRPC.invalidRequest, "The HTTP+SSE transport takes one message per request.");
+    try {
+      transport.handleMessages(body, { authInfo: authInfoFor(ctx, "") });
+    } catch {
+      throw new GatewayError(400, JSONRPC.invalidRequest, "The body is not a JSON-RPC message.");
+    }
+    return new Response("Accepted", { status: 202 });
+  }
+
+  /** Builds the SDK server and its transport for this session. */
+  async #build(info: InternalInfo, kind: "streamable" | "sse") {
+    const settings = this.#settings ?? gatewaySettingsFrom(this.env);
+    this.#keys ??= (async () => ({
+      bridge: await importBridgeKey(settings.bridgeSecret),
+      audit: await auditKeyFrom(settings.bridgeSecret),
+    }))();
+    const keys = await this.#keys;
+    const fetchBridge = bridgeFetchFor(
+      { key: keys.bridge, insecureDevBridgeUrl: settings.insecureDevBridgeUrl, containers: this.env.BRIDGE },
+      info.caller.principal,
+    );
+    const server = new Server(SERVER_INFO, {
+      capabilities: {
+        tools: { listChanged: true },
+        resources: { subscribe: true, listChanged: true },
+        prompts: { listChanged: true },
+        logging: {},
+        completions: {},
+      },
+      instructions: INSTRUCTIONS,
+    });
+    const backends = () => {
+      this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server));
+      return this.#backends;
+    };
+    const deps = {
+      db: this.#db,
+      auditKey: keys.audit,
+      backends,
+      execute: (s: ServerId, _principal: string, message: unknown) => executeOnBridge(fetchBridge, s, message),
+      inFlight: {
+        begin: (s: ServerId, id: string | number) => this.#inFlight.set(s, [...(this.#inFlight.get(s) ?? []), id]),
+        end: (s: ServerId, id: string | number) =>
+          this.#inFlight.set(
+            s,
+            (this.#inFlight.get(s) ?? []).filter((x) => x !== id),
+          ),
+      },
+    };
+    registerToolHandlers(server, deps);
+    registerContentHandlers(server, deps);
+    server.setNotificationHandler(RootsListChangedNotificationSchema, async () => backends().rootsChanged());
+    server.onclose = () => void this.#end();
+    this.#server = server;
+
+    const transport =
+      kind === "streamable"
+        ? new WebStandardStreamableHTTPServerTransport({
+            sessionIdGenerator: () => info.sessionId,
+            onsessionclosed: () => void this.#end(),
+          })
+        : new WebSseServerTransport(info.sessionId, `/sse/message?sessionId=${encodeURIComponent(info.sessionId)}`);
+    await server.connect(transport);
+    return transport;
+  }
+
+  /** Relays what backend servers send on their own initiative to this session's client. */
+  #hooks(server: Server): BackendHooks {
+    const related = (s: ServerId) => {
+      const ids = this.#inFlight.get(s) ?? [];
+      return ids.length > 0 ? { relatedRequestId: ids[ids.length - 1] } : {};
+    };
+    const quiet = (p: Promise<unknown>) => void p.catch(() => {});
+    return {
+      toolsChanged: () => quiet(server.sendToolListChanged()),
+      resourcesChanged: () => quiet(server.sendResourceListChanged()),
+      promptsChanged: () => quiet(server.sendPromptListChanged()),
+      resourceUpdated: (s, uri) => quiet(server.sendResourceUpdated({ uri: qualifyUri(s, uri) })),
+      log: (s, params) =>
+        quiet(server.sendLoggingMessage({ ...params, logger: params.logger ? `${s}/${params.logger}` : s })),
+      sampling: (s, params, signal) => server.createMessage(params, { signal, ...related(s) }),
+      elicitation: (s, params, signal) =>
+        server.elicitInput(params as Parameters<Server["elicitInput"]>[0], { signal, ...related(s) }),
+      roots: (s, signal) => server.listRoots(undefined, { signal, ...related(s) }),
+    };
+  }
+
+  /** Brings a rebuilt transport to the initialized state by replaying the client's own initialize. */
+  async #replayInitialize(transport: WebStandardStreamableHTTPServerTransport, meta: SessionMeta, ctx: RequestContext) {
+    const version = negotiatedVersion(meta.initialize.protocolVersion);
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const init = await transport.handleRequest(
+      new Request("http://session/mcp", { method: "POST", headers, body: "{}" }),
+      {
+        parsedBody: { jsonrpc: "2.0", id: "hatago-restore", method: "initialize", params: meta.initialize },
+        authInfo: authInfoFor(ctx, ""),
+      },
+    );
+    await init.text();
+    const done = await transport.handleRequest(
+      new Request("http://session/mcp", {
+        method: "POST",
+        headers: { ...headers, "mcp-session-id": meta.sessionId, "mcp-protocol-version": version },
+        body: "{}",
+      }),
+      { parsedBody: { jsonrpc: "2.0", method: "notifications/initialized" }, authInfo: authInfoFor(ctx, "") },
+    );
+    await done.text();
+  }
+
+  async #remember(meta: SessionMeta): Promise<void> {
+    this.#meta = meta;
+    await this.ctx.storage.put("meta", meta);
+    await this.ctx.storage.setAlarm(meta.createdAtMs + SESSION_MAX_AGE_MS);
+  }
+
+  /** Ends the session: backend sessions closed, state deleted. Later requests get 404. */
+  async #end(): Promise<void> {
+    const backends = this.#backends;
+    const server = this.#server;
+    this.#backends = null;
+    this.#server = null;
+    this.#transport = null;
+    this.#meta = null;
+    await backends?.closeAll();
+    if (server) {
+      server.onclose = undefined;
+      await server.close().catch(() => {});
+    }
+    await this.ctx.storage.deleteAll();
+  }
+}
+
+function sessionNotFound(): GatewayError {
+  return new GatewayError(404, JSONRPC.connectionClosed, "Session not found: start a new session with initialize.");
+}
+
+/** The version the SDK server negotiated: the client's if we support it, else our latest. */
+function negotiatedVersion(requested: string | undefined): string {
+  return requested && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+}
