@@ -1,8 +1,15 @@
-import { Hono } from "hono";
+import { workerFor } from "./boot.ts";
+import type { Env } from "./env.ts";
 
-/** The Worker entry. The OAuth provider and the MCP gateway are mounted here as they land. */
-const app = new Hono();
+/**
+ * The Worker: OAuth 2.1 authorization server (workers-oauth-provider) with our consent page and upstream
+ * login, and the protected API. Configuration is read from `env` on the first request (boot.ts).
+ */
+export default {
+  fetch(request, env, ctx) {
+    return workerFor(env).fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;
 
-app.get("/health", (c) => c.json({ ok: true }));
-
-export default app;
+export { createWorker, type HatagoWorker } from "./app.ts";
+export { type Config, parseConfig } from "./config.ts";

@@ -7,5 +7,9 @@ declare global {
       OAUTH_KV: KVNamespace;
       TEST_MIGRATIONS: D1Migration[];
     }
+    /** Types `exports.default` (cloudflare:workers) as the Worker's default export. */
+    interface GlobalProps {
+      mainModule: typeof import("../../worker/index.ts");
+    }
   }
 }

@@ -1,0 +1,85 @@
+import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from "@cloudflare/workers-oauth-provider";
+import { Hono } from "hono";
+import type { Config } from "./config.ts";
+import type { Env } from "./env.ts";
+import { HttpError } from "./http/errors.ts";
+import { errorPage, stylesheetResponse } from "./http/page.ts";
+import { STYLESHEET_PATH } from "./http/security-headers.ts";
+import { loginFor } from "./login/index.ts";
+import { type AppEnv, apiApp, mountAuthorize, mountCallback, providerOptions } from "./oauth/index.ts";
+
+/** A Worker built from one configuration: what the default export runs, and what tests build directly. */
+export interface HatagoWorker {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response>;
+}
+
+/**
+ * Builds the Worker for a parsed configuration. The default export (index.ts) calls this with the
+ * configuration parsed from `env`; tests call it with other configurations (another login provider), so
+ * both run exactly this code.
+ */
+export function createWorker(config: Config): HatagoWorker {
+  const login = loginFor(config);
+  const app = new Hono<AppEnv>();
+  // Set below; the routes only run after the provider exists.
+  let options: OAuthProviderOptions<Env> | undefined;
+  const deps = {
+    config,
+    login,
+    oauth: (env: Env) => {
+      if (!options) throw new Error("OAuth routes called before the provider was built");
+      // Helpers built from our own options, never the `env.OAUTH_PROVIDER` the library may have left on a shared env.
+      return getOAuthApi(options, env);
+    },
+  };
+
+  app.get("/health", (c) => c.json({ ok: true, environment: config.environment, login: login.provider }));
+  app.get(STYLESHEET_PATH, () => stylesheetResponse());
+  mountAuthorize(app, deps);
+  mountCallback(app, deps);
+  app.notFound((c) => c.json({ error: "not_found" }, 404));
+  app.onError((error, c) => {
+    if (error instanceof HttpError) {
+      console.warn(`http: ${c.req.method} ${new URL(c.req.url).pathname} → ${error.status}: ${error.publicMessage}`);
+      return errorPage(error);
+    }
+    console.error(`http: ${c.req.method} ${new URL(c.req.url).pathname} failed`, error);
+    return c.json({ error: "server_error" }, 500);
+  });
+
+  options = providerOptions(config, {
+    // Protected routes, all in one place. Each needs a valid access token for this server (audience = origin).
+    apiHandlers: {
+      "/api/": apiApp(),
+      // ── MCP gateway mount point ──────────────────────────────────────────────────────────────────────
+      // The gateway (worker/mcp/) mounts its Streamable HTTP and legacy SSE handlers here:
+      //   "/mcp": mcpHandler, "/sse": sseHandler,
+    },
+    defaultHandler: { fetch: (request, env, ctx) => app.fetch(request, env, ctx) },
+  });
+  const provider = new OAuthProvider<Env>(options);
+
+  return {
+    async fetch(request, env, ctx) {
+      const url = new URL(request.url);
+      // SECURITY: one origin. Tokens, cookies and the issuer are bound to it; another host name for the
+      // same Worker (workers.dev next to a custom domain) would split them, so it only serves /health.
+      if (url.origin !== config.publicUrl && url.pathname !== "/health") {
+        return Response.json(
+          { error: "misdirected_request", error_description: `This service answers at ${config.publicUrl}` },
+          { status: 421, headers: { "Cache-Control": "no-store" } },
+        );
+      }
+      // The library caches its helpers on `env.OAUTH_PROVIDER`; give it a copy without them, so two Workers
+      // built from different configurations in one isolate (tests) never share them.
+      const ownEnv: Env = { ...env };
+      Reflect.deleteProperty(ownEnv, "OAUTH_PROVIDER");
+      try {
+        return await provider.fetch(request, ownEnv, ctx);
+      } catch (error) {
+        console.error(`oauth: ${request.method} ${url.pathname} failed`, error);
+        return Response.json({ error: "server_error" }, { status: 500, headers: { "Cache-Control": "no-store" } });
+      }
+    },
+  };
+}

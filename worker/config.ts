@@ -1,0 +1,305 @@
+import { ENVIRONMENTS, type Environment } from "../policies/policy.types.ts";
+
+/**
+ * The Worker's settings, parsed in one place. Every `HATAGO_*` variable and secret is read here and
+ * nowhere else; worker/README.md has the reference table. A problem names the setting at fault and
+ * never echoes its value (some are secrets).
+ */
+
+export const LOGIN_PROVIDERS = ["mock", "github", "access", "oidc"] as const;
+export type LoginProviderId = (typeof LOGIN_PROVIDERS)[number];
+
+/** Defaults for token lifetimes (seconds). */
+export const DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 3_600; // one hour: the library's default; permissions are re-read from D1 on every call anyway
+export const DEFAULT_REFRESH_TOKEN_TTL_SECONDS = 2_592_000; // 30 days: a person signs in again monthly
+export const DEFAULT_CLIENT_REGISTRATION_TTL_SECONDS = 7_776_000; // 90 days, renewed while the client is in use
+/** KV refuses expirations under 60 s, so no lifetime may be shorter (workers-oauth-provider enforces it too). */
+const MIN_TTL_SECONDS = 60;
+const MAX_ACCESS_TOKEN_TTL_SECONDS = 86_400; // a day: longer-lived bearer tokens defeat revocation
+const MAX_LONG_TTL_SECONDS = 31_536_000; // a year
+
+export const DEFAULT_OIDC_SCOPES = ["openid", "email", "profile"] as const;
+export const DEFAULT_OIDC_GROUPS_CLAIM = "groups";
+
+export type LoginConfig =
+  | { readonly provider: "mock" }
+  | {
+      readonly provider: "github";
+      readonly clientId: string;
+      readonly clientSecret: string;
+      /** Lowercase org logins; empty = any GitHub user may sign in (the policy still decides what they get). */
+      readonly orgAllowlist: readonly string[];
+    }
+  | {
+      readonly provider: "access";
+      /** `<team>.cloudflareaccess.com` */
+      readonly teamDomain: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+      /** The SaaS application's OIDC issuer, derived from the team domain and client id. */
+      readonly issuer: string;
+    }
+  | {
+      readonly provider: "oidc";
+      readonly issuer: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+      readonly scopes: readonly string[];
+      readonly groupsClaim: string;
+    };
+
+export interface TokenLifetimes {
+  readonly accessTokenTtlSeconds: number;
+  /** 0 = no refresh tokens. */
+  readonly refreshTokenTtlSeconds: number;
+  readonly clientRegistrationTtlSeconds: number;
+}
+
+export interface Config {
+  readonly environment: Environment;
+  /** The canonical origin (`https://mcp.example.com`): OAuth issuer, and the audience (RFC 8707) of every token. */
+  readonly publicUrl: string;
+  readonly login: LoginConfig;
+  readonly tokens: TokenLifetimes;
+  /** Browser origins, besides `publicUrl`, that may call the MCP endpoints (used by the gateway's Origin check). */
+  readonly allowedOrigins: readonly string[];
+}
+
+export interface ConfigProblem {
+  readonly setting: string;
+  readonly problem: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: Config; readonly warnings: readonly string[] }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/** Parses the Worker's env. Collects every problem rather than stopping at the first. */
+export function parseConfig(env: object): ConfigResult {
+  const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  const read = new Reader(env, problems);
+
+  const environment = read.oneOf("HATAGO_ENVIRONMENT", ENVIRONMENTS);
+  const publicUrl = read.origin("HATAGO_PUBLIC_URL", environment);
+  const login = parseLogin(read, environment, warnings);
+  const tokens: TokenLifetimes = {
+    accessTokenTtlSeconds: read.seconds("HATAGO_ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_SECONDS, {
+      max: MAX_ACCESS_TOKEN_TTL_SECONDS,
+    }),
+    refreshTokenTtlSeconds: read.seconds("HATAGO_REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL_SECONDS, {
+      max: MAX_LONG_TTL_SECONDS,
+      zeroAllowed: true,
+    }),
+    clientRegistrationTtlSeconds: read.seconds(
+      "HATAGO_CLIENT_REGISTRATION_TTL_SECONDS",
+      DEFAULT_CLIENT_REGISTRATION_TTL_SECONDS,
+      { max: MAX_LONG_TTL_SECONDS },
+    ),
+  };
+  const allowedOrigins = read.originList("HATAGO_ALLOWED_ORIGINS", environment);
+
+  if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined) {
+    return { ok: false, problems };
+  }
+  return { ok: true, config: { environment, publicUrl, login, tokens, allowedOrigins }, warnings };
+}
+
+function parseLogin(read: Reader, environment: Environment | undefined, warnings: string[]): LoginConfig | undefined {
+  const provider = read.oneOf("HATAGO_LOGIN_PROVIDER", LOGIN_PROVIDERS);
+  switch (provider) {
+    case undefined:
+      return undefined;
+    case "mock":
+      // SECURITY: the mock login lets anyone pick any identity. It exists for local development and tests.
+      if (environment === "prod") {
+        read.fail(
+          "HATAGO_LOGIN_PROVIDER",
+          "mock login is for local development and tests only and is refused when HATAGO_ENVIRONMENT=prod; choose github, access or oidc",
+        );
+        return undefined;
+      }
+      if (environment === "staging") warnings.push("HATAGO_LOGIN_PROVIDER=mock: anyone can sign in as anyone");
+      return { provider: "mock" };
+    case "github": {
+      const clientId = read.required("HATAGO_GITHUB_CLIENT_ID", "when HATAGO_LOGIN_PROVIDER=github");
+      const clientSecret = read.required("HATAGO_GITHUB_CLIENT_SECRET", "when HATAGO_LOGIN_PROVIDER=github");
+      const orgAllowlist = read.list("HATAGO_GITHUB_ORG_ALLOWLIST", GITHUB_ORG, "GitHub organisation logins");
+      if (clientId === undefined || clientSecret === undefined) return undefined;
+      return { provider: "github", clientId, clientSecret, orgAllowlist: orgAllowlist.map((o) => o.toLowerCase()) };
+    }
+    case "access": {
+      const teamDomain = read.accessTeamDomain("HATAGO_ACCESS_TEAM_DOMAIN");
+      const clientId = read.required("HATAGO_ACCESS_CLIENT_ID", "when HATAGO_LOGIN_PROVIDER=access", OIDC_CLIENT_ID);
+      const clientSecret = read.required("HATAGO_ACCESS_CLIENT_SECRET", "when HATAGO_LOGIN_PROVIDER=access");
+      if (teamDomain === undefined || clientId === undefined || clientSecret === undefined) return undefined;
+      const issuer = `https://${teamDomain}/cdn-cgi/access/sso/oidc/${clientId}`;
+      return { provider: "access", teamDomain, clientId, clientSecret, issuer };
+    }
+    case "oidc": {
+      const issuer = read.issuer("HATAGO_OIDC_ISSUER");
+      const clientId = read.required("HATAGO_OIDC_CLIENT_ID", "when HATAGO_LOGIN_PROVIDER=oidc", OIDC_CLIENT_ID);
+      const clientSecret = read.required("HATAGO_OIDC_CLIENT_SECRET", "when HATAGO_LOGIN_PROVIDER=oidc");
+      const scopes = read.list("HATAGO_OIDC_SCOPES", OAUTH_SCOPE, "OAuth scope tokens", /[\s,]+/);
+      const groupsClaim = read.optional("HATAGO_OIDC_GROUPS_CLAIM", CLAIM_NAME) ?? DEFAULT_OIDC_GROUPS_CLAIM;
+      if (scopes.length > 0 && !scopes.includes("openid")) read.fail("HATAGO_OIDC_SCOPES", "must include openid");
+      if (issuer === undefined || clientId === undefined || clientSecret === undefined) return undefined;
+      return {
+        provider: "oidc",
+        issuer,
+        clientId,
+        clientSecret,
+        scopes: scopes.length > 0 ? scopes : DEFAULT_OIDC_SCOPES,
+        groupsClaim,
+      };
+    }
+  }
+}
+
+const GITHUB_ORG = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+/** Client ids become part of URLs (the Access issuer path), so keep them to URL-safe characters. */
+const OIDC_CLIENT_ID = /^[A-Za-z0-9._~-]{1,255}$/;
+const OAUTH_SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
+const CLAIM_NAME = /^[A-Za-z0-9_:.-]{1,128}$/;
+const ACCESS_TEAM_DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,62})\.cloudflareaccess\.com$/;
+
+/** Reads one setting at a time and records problems instead of throwing. */
+class Reader {
+  readonly #env: object;
+  readonly #problems: ConfigProblem[];
+
+  constructor(env: object, problems: ConfigProblem[]) {
+    this.#env = env;
+    this.#problems = problems;
+  }
+
+  fail(setting: string, problem: string): undefined {
+    this.#problems.push({ setting, problem });
+    return undefined;
+  }
+
+  /** The trimmed value, `undefined` when unset or blank; a non-string binding under this name is a problem. */
+  raw(setting: string): string | undefined {
+    const value: unknown = Reflect.get(this.#env, setting);
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "string") return this.fail(setting, "must be a string variable or secret");
+    const trimmed = value.trim();
+    return trimmed === "" ? undefined : trimmed;
+  }
+
+  optional(setting: string, pattern: RegExp): string | undefined {
+    const value = this.raw(setting);
+    if (value !== undefined && !pattern.test(value))
+      return this.fail(setting, `is not valid (expected ${pattern.source})`);
+    return value;
+  }
+
+  required(setting: string, when: string, pattern?: RegExp): string | undefined {
+    const value = this.raw(setting);
+    if (value === undefined) return this.fail(setting, `is required ${when}`);
+    if (pattern && !pattern.test(value)) return this.fail(setting, `is not valid (expected ${pattern.source})`);
+    return value;
+  }
+
+  oneOf<T extends string>(setting: string, allowed: readonly T[]): T | undefined {
+    const value = this.raw(setting);
+    if (value === undefined) return this.fail(setting, `is required: one of ${allowed.join(", ")}`);
+    const found = allowed.find((a) => a === value);
+    return found ?? this.fail(setting, `must be one of ${allowed.join(", ")}`);
+  }
+
+  list(setting: string, item: RegExp, what: string, separator: RegExp = /\s*,\s*/): string[] {
+    const value = this.raw(setting);
+    if (value === undefined) return [];
+    const items = value.split(separator).filter((s) => s !== "");
+    const bad = items.filter((i) => !item.test(i));
+    if (bad.length > 0)
+      this.fail(setting, `must be a list of ${what}; ${bad.length} entr${bad.length === 1 ? "y is" : "ies are"} not`);
+    return items.filter((i) => item.test(i));
+  }
+
+  seconds(setting: string, fallback: number, limits: { max: number; zeroAllowed?: boolean }): number {
+    const value = this.raw(setting);
+    if (value === undefined) return fallback;
+    const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : Number.NaN;
+    const ok = (n === 0 && limits.zeroAllowed === true) || (n >= MIN_TTL_SECONDS && n <= limits.max);
+    if (!ok) {
+      const zero = limits.zeroAllowed ? "0 (none) or " : "";
+      this.fail(setting, `must be ${zero}a whole number of seconds from ${MIN_TTL_SECONDS} to ${limits.max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  origin(setting: string, environment: Environment | undefined): string | undefined {
+    const value = this.raw(setting);
+    if (value === undefined)
+      return this.fail(setting, "is required: the public origin of this Worker, e.g. https://mcp.example.com");
+    return this.#origin(setting, value, environment);
+  }
+
+  originList(setting: string, environment: Environment | undefined): string[] {
+    const value = this.raw(setting);
+    if (value === undefined) return [];
+    const origins: string[] = [];
+    for (const item of value.split(/\s*,\s*/).filter((s) => s !== "")) {
+      const origin = this.#origin(setting, item, environment);
+      if (origin !== undefined) origins.push(origin);
+    }
+    return origins;
+  }
+
+  #origin(setting: string, value: string, environment: Environment | undefined): string | undefined {
+    const url = URL.parse(value);
+    if (
+      !url ||
+      url.username ||
+      url.password ||
+      url.search ||
+      url.hash ||
+      (url.pathname !== "/" && url.pathname !== "")
+    ) {
+      return this.fail(setting, "must be an origin: scheme and host (and port), no path, query or fragment");
+    }
+    if (url.protocol === "https:") return url.origin;
+    // SECURITY: plain http only for a loopback address in local development (OAuth 2.1 §1.5).
+    if (url.protocol === "http:" && isLoopbackHost(url.hostname) && environment === "dev") return url.origin;
+    return this.fail(
+      setting,
+      "must use https (plain http is accepted only for a loopback host when HATAGO_ENVIRONMENT=dev)",
+    );
+  }
+
+  issuer(setting: string): string | undefined {
+    const value = this.raw(setting);
+    if (value === undefined) return this.fail(setting, "is required when HATAGO_LOGIN_PROVIDER=oidc");
+    const url = URL.parse(value);
+    if (url?.protocol !== "https:" || url.username || url.password || url.search || url.hash) {
+      return this.fail(setting, "must be the provider's https issuer URL, without query or fragment");
+    }
+    // The issuer is compared exactly with the discovery document and ID tokens, so keep it as written.
+    return value;
+  }
+
+  accessTeamDomain(setting: string): string | undefined {
+    const value = this.raw(setting);
+    if (value === undefined) return this.fail(setting, "is required when HATAGO_LOGIN_PROVIDER=access");
+    const host = value
+      .toLowerCase()
+      .replace(/^https:\/\//, "")
+      .replace(/\/$/, "");
+    if (!ACCESS_TEAM_DOMAIN.test(host)) {
+      return this.fail(setting, "must be your Access team domain, <team>.cloudflareaccess.com");
+    }
+    return host;
+  }
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** One line per problem, for logs and the 503 page. */
+export function describeProblems(problems: readonly ConfigProblem[]): string {
+  return problems.map((p) => `${p.setting} ${p.problem}`).join("; ");
+}

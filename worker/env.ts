@@ -1,0 +1,8 @@
+/**
+ * The bindings the Worker uses (names in bindings.ts). Settings (`HATAGO_*` vars and secrets) are not
+ * listed here on purpose: they are read only by config.ts, which treats them as untrusted strings.
+ */
+export interface Env {
+  readonly DB: D1Database;
+  readonly OAUTH_KV: KVNamespace;
+}

@@ -1,0 +1,37 @@
+/** Where the pages' one stylesheet is served from (style-src 'self': no inline style, no hash to keep in sync). */
+export const STYLESHEET_PATH = "/static/hatago.css";
+
+/**
+ * SECURITY: headers on every HTML page. No script runs at all (default-src 'none' covers script-src);
+ * the pages cannot be framed (RFC 9700 §4.16); nothing is cached or leaks a Referer to another origin.
+ *
+ * There is deliberately no `form-action`: browsers apply it to the redirects that follow a form post,
+ * and our forms legitimately end in redirects to the login provider and then to the MCP client's
+ * redirect URI, whose origins are not known when the page is rendered.
+ */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+export function applyPageHeaders(headers: Headers): Headers {
+  headers.set("Content-Type", "text/html; charset=utf-8");
+  headers.set("Content-Security-Policy", PAGE_CSP);
+  headers.set("X-Frame-Options", "DENY");
+  headers.set("X-Content-Type-Options", "nosniff");
+  headers.set("Referrer-Policy", "no-referrer");
+  headers.set("Cross-Origin-Opener-Policy", "same-origin");
+  headers.set("Cache-Control", "no-store");
+  return headers;
+}
+
+/** Headers for redirects we send during sign-in: never cached, never leak our URL as a Referer. */
+export function applyRedirectHeaders(headers: Headers, location: string): Headers {
+  headers.set("Location", location);
+  headers.set("Cache-Control", "no-store");
+  headers.set("Referrer-Policy", "no-referrer");
+  return headers;
+}

@@ -1,0 +1,23 @@
+/**
+ * Why an upstream sign-in failed after the browser came back to us. The authorization request is known
+ * and validated by then, so each kind maps to an OAuth error redirect back to the MCP client:
+ * - denied:      the person declined upstream, or is not allowed (an org allow-list) → access_denied
+ * - unverified:  the upstream answer failed verification (ID token signature, iss, aud, exp, nonce) → access_denied
+ * - unavailable: the provider could not be reached or answered nonsense → temporarily_unavailable
+ */
+export type LoginErrorKind = "denied" | "unverified" | "unavailable";
+
+export class LoginError extends Error {
+  readonly kind: LoginErrorKind;
+  readonly publicMessage: string;
+  /** Which check failed, for the log only: the client and the person see `publicMessage`. */
+  readonly reason: string;
+
+  constructor(kind: LoginErrorKind, publicMessage: string, options: { cause?: unknown; reason?: string } = {}) {
+    super(publicMessage, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LoginError";
+    this.kind = kind;
+    this.publicMessage = publicMessage;
+    this.reason = options.reason ?? kind;
+  }
+}

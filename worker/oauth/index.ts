@@ -1,0 +1,14 @@
+export { mountAuthorize } from "./authorize.routes.ts";
+export { mountCallback } from "./callback.routes.ts";
+export {
+  AuthProps,
+  authPropsFrom,
+  grantUserId,
+  type LoginIdentity,
+  MAX_GROUPS,
+  principalOfGrantUserId,
+  subjectsOf,
+} from "./props.ts";
+export { AUTHORIZE_PATH, providerOptions, REGISTER_PATH, TOKEN_PATH } from "./provider-options.ts";
+export { type AppEnv, MCP_SCOPE, type OAuthRouteDeps } from "./routes.types.ts";
+export { apiApp } from "./whoami.ts";
