@@ -1,0 +1,297 @@
+/**
+ * The Worker ⇄ bridge contract: routes, header names, limits, and the per-request credential.
+ *
+ * The Worker imports this file to MINT credentials and the bridge imports it to VERIFY them, so it runs in
+ * both workerd and Node: WebCrypto (`crypto.subtle`, HMAC-SHA-256) and standard globals only, no `node:`
+ * imports, no dependencies. Keep it small enough to review on its own.
+ *
+ * Credential format (one header, `Hatago-Bridge-Credential`):
+ *
+ *     v1.<base64url(JSON claims)>.<base64url(HMAC-SHA-256(secret, "v1." + base64url(JSON claims)))>
+ *
+ * Claims: `sub` principal, `srv` server id, `use` route kind, `sid` MCP session id (absent for a new
+ * session and for /execute), `iat`/`exp` seconds since the epoch, `jti` a random nonce.
+ *
+ * SECURITY: everything the bridge believes about a caller comes from verified claims: the principal,
+ * the server, and the session. No other header is trusted for identity; the `Mcp-Session-Id` header
+ * must equal the credential's `sid`, so a session id can only be used by whoever the Worker minted it for.
+ * SECURITY: a credential is single-use (the bridge remembers each `jti` until it expires) and short-lived
+ * (the bridge refuses lifetimes over MAX_CREDENTIAL_LIFETIME_SECONDS, which also bounds replay memory).
+ */
+
+/** The header that carries the credential. Lowercase: Node and workerd both normalise header names. */
+export const BRIDGE_CREDENTIAL_HEADER = "hatago-bridge-credential";
+/** The MCP Streamable HTTP session header; its value must equal the credential's `sid`. */
+export const MCP_SESSION_HEADER = "mcp-session-id";
+
+/** Routes the bridge serves. `/health` is the only one without a credential. */
+export const BRIDGE_ROUTES = {
+  health: "/health",
+  execute: "/execute",
+  mcpPrefix: "/servers/",
+  mcpSuffix: "/mcp",
+} as const;
+
+/** The Streamable HTTP endpoint of one server (ids are plain lowercase words: no encoding needed). */
+export function bridgeMcpPath(server: string): string {
+  return `${BRIDGE_ROUTES.mcpPrefix}${server}${BRIDGE_ROUTES.mcpSuffix}`;
+}
+
+/** The body of `POST /execute`: these two fields and nothing else (a command, args, env or cwd is a 400). */
+export interface ExecuteRequestBody {
+  readonly server: string;
+  readonly message: {
+    readonly jsonrpc: "2.0";
+    readonly id: string | number;
+    readonly method: string;
+    readonly params?: unknown;
+  };
+}
+export const EXECUTE_BODY_FIELDS = ["server", "message"] as const;
+
+export const BRIDGE_LIMITS = {
+  /** Request body cap (413 beyond it): the MCP SDK's own 4 MiB limit, so a message the SDK accepts fits. */
+  maxRequestBytes: 4 * 1024 * 1024,
+  /** JSON-RPC batch length cap (the SDK's fix for GHSA-f897-62hf-6gxq uses the same number). */
+  maxBatchMessages: 100,
+} as const;
+
+/** Lifetime the Worker gives a credential: one request, plus clock skew between Worker and container. */
+export const CREDENTIAL_TTL_SECONDS = 30;
+/** The bridge refuses longer-lived credentials: this bounds how long a `jti` must be remembered. */
+export const MAX_CREDENTIAL_LIFETIME_SECONDS = 60;
+/** Tolerated clock difference between the Worker and the container. */
+export const CLOCK_SKEW_SECONDS = 5;
+/** HMAC-SHA-256 wants a key at least as long as its output; a shorter secret is refused at start-up. */
+export const MIN_SECRET_BYTES = 32;
+/** Longer tokens are malformed without parsing (claims are a few hundred bytes). */
+const MAX_TOKEN_CHARS = 4096;
+const VERSION = "v1";
+
+export type CredentialUse = "mcp" | "execute";
+
+export interface BridgeClaims {
+  readonly sub: string;
+  readonly srv: string;
+  readonly use: CredentialUse;
+  readonly sid?: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly jti: string;
+}
+
+export type CredentialFailure =
+  | "missing"
+  | "malformed"
+  | "bad_signature"
+  | "expired"
+  | "not_yet_valid"
+  | "lifetime_too_long"
+  | "wrong_server"
+  | "wrong_use"
+  | "wrong_session"
+  | "replayed"
+  | "replay_cache_full";
+
+export type VerifyResult =
+  | { readonly ok: true; readonly claims: BridgeClaims }
+  | { readonly ok: false; readonly reason: CredentialFailure; readonly status: 401 | 403 | 503 };
+
+/** 401: not a valid credential at all. 403: valid, but not for this request. 503: try again shortly. */
+export const CREDENTIAL_FAILURE_STATUS: Readonly<Record<CredentialFailure, 401 | 403 | 503>> = {
+  missing: 401,
+  malformed: 401,
+  bad_signature: 401,
+  expired: 401,
+  not_yet_valid: 401,
+  lifetime_too_long: 401,
+  replayed: 401,
+  wrong_server: 403,
+  wrong_use: 403,
+  wrong_session: 403,
+  replay_cache_full: 503,
+};
+
+/** An imported HMAC key. Import once (at start-up) and reuse: importing per request costs CPU. */
+export interface BridgeKey {
+  readonly hmac: CryptoKey;
+}
+
+const encoder = new TextEncoder();
+
+/** Refuses a secret shorter than MIN_SECRET_BYTES (UTF-8 bytes). SECURITY: there is no default secret. */
+export async function importBridgeKey(secret: string): Promise<BridgeKey> {
+  const bytes = encoder.encode(secret);
+  if (bytes.byteLength < MIN_SECRET_BYTES) {
+    throw new Error(`the bridge secret must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  const hmac = await crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+  return { hmac };
+}
+
+export interface MintOptions {
+  readonly principal: string;
+  readonly server: string;
+  readonly use: CredentialUse;
+  /** The bridge's MCP session id, for every request of a session after `initialize`. */
+  readonly sessionId?: string;
+  readonly ttlSeconds?: number;
+  /** Seconds since the epoch (tests). */
+  readonly now?: number;
+}
+
+export async function mintBridgeCredential(key: BridgeKey, options: MintOptions): Promise<string> {
+  const iat = options.now ?? nowSeconds();
+  const nonce = crypto.getRandomValues(new Uint8Array(16));
+  const claims: BridgeClaims = {
+    sub: options.principal,
+    srv: options.server,
+    use: options.use,
+    ...(options.sessionId === undefined ? {} : { sid: options.sessionId }),
+    iat,
+    exp: iat + (options.ttlSeconds ?? CREDENTIAL_TTL_SECONDS),
+    jti: base64url(nonce),
+  };
+  const signed = `${VERSION}.${base64url(encoder.encode(JSON.stringify(claims)))}`;
+  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key.hmac, encoder.encode(signed)));
+  return `${signed}.${base64url(signature)}`;
+}
+
+export interface VerifyOptions {
+  readonly key: BridgeKey;
+  readonly replay: ReplayCache;
+  /** The server the request is for (from the route, or the /execute body). */
+  readonly server: string;
+  readonly use: CredentialUse;
+  /** The request's `Mcp-Session-Id` header, `undefined` when absent. Must equal the claim `sid`. */
+  readonly sessionId: string | undefined;
+  readonly now?: number;
+}
+
+export async function verifyBridgeCredential(
+  token: string | null | undefined,
+  options: VerifyOptions,
+): Promise<VerifyResult> {
+  if (token === null || token === undefined || token === "") return fail("missing");
+  if (token.length > MAX_TOKEN_CHARS) return fail("malformed");
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== VERSION) return fail("malformed");
+  const [, payload = "", sig = ""] = parts;
+  const signature = fromBase64url(sig);
+  const payloadBytes = fromBase64url(payload);
+  if (signature?.byteLength !== 32 || !payloadBytes) return fail("malformed");
+  // SECURITY: check the MAC (constant time, inside WebCrypto) before looking at any claim.
+  const valid = await crypto.subtle.verify(
+    "HMAC",
+    options.key.hmac,
+    signature,
+    encoder.encode(`${VERSION}.${payload}`),
+  );
+  if (!valid) return fail("bad_signature");
+  const claims = parseClaims(payloadBytes);
+  if (!claims) return fail("malformed");
+  const now = options.now ?? nowSeconds();
+  if (claims.exp - claims.iat > MAX_CREDENTIAL_LIFETIME_SECONDS) return fail("lifetime_too_long");
+  if (claims.iat > now + CLOCK_SKEW_SECONDS) return fail("not_yet_valid");
+  if (now > claims.exp + CLOCK_SKEW_SECONDS) return fail("expired");
+  if (claims.srv !== options.server) return fail("wrong_server");
+  if (claims.use !== options.use) return fail("wrong_use");
+  if (claims.sid !== options.sessionId) return fail("wrong_session");
+  // Last: only a credential that would otherwise be accepted spends its nonce.
+  const claimed = options.replay.claim(claims.jti, claims.exp, now);
+  if (claimed !== "fresh") return fail(claimed);
+  return { ok: true, claims };
+}
+
+/**
+ * The `jti` values seen and not yet expired. Bounded: when full of live entries it refuses new ones
+ * (`replay_cache_full`, 503) rather than forgetting one, since forgetting would allow a replay.
+ */
+export class ReplayCache {
+  readonly #seen = new Map<string, number>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries: number) {
+    this.#maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  claim(jti: string, exp: number, now: number): "fresh" | "replayed" | "replay_cache_full" {
+    if (this.#seen.has(jti)) return "replayed";
+    // Entries go in roughly in expiry order, so expired ones gather at the front.
+    for (const [seen, seenExp] of this.#seen) {
+      if (seenExp + CLOCK_SKEW_SECONDS >= now) break;
+      this.#seen.delete(seen);
+    }
+    if (this.#seen.size >= this.#maxEntries) {
+      for (const [seen, seenExp] of this.#seen) if (seenExp + CLOCK_SKEW_SECONDS < now) this.#seen.delete(seen);
+      if (this.#seen.size >= this.#maxEntries) return "replay_cache_full";
+    }
+    this.#seen.set(jti, exp);
+    return "fresh";
+  }
+}
+
+function fail(reason: CredentialFailure): VerifyResult {
+  return { ok: false, reason, status: CREDENTIAL_FAILURE_STATUS[reason] };
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
+const JTI = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Narrows the signed JSON field by field; anything unexpected is `malformed`. */
+function parseClaims(bytes: Uint8Array): BridgeClaims | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  const c = raw as Record<string, unknown>;
+  const { sub, srv, use, sid, iat, exp, jti } = c;
+  if (typeof sub !== "string" || sub.length === 0 || sub.length > 512 || hasControlChars(sub)) return undefined;
+  if (typeof srv !== "string" || srv.length === 0 || srv.length > 64) return undefined;
+  if (use !== "mcp" && use !== "execute") return undefined;
+  if (sid !== undefined && (typeof sid !== "string" || !SESSION_ID.test(sid))) return undefined;
+  if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
+  if (typeof iat !== "number" || typeof exp !== "number" || exp <= iat) return undefined;
+  if (typeof jti !== "string" || !JTI.test(jti)) return undefined;
+  return { sub, srv, use, ...(sid === undefined ? {} : { sid }), iat, exp, jti };
+}
+
+function hasControlChars(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+function base64url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
+  try {
+    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+    const out = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
