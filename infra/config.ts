@@ -1,0 +1,296 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { ENVIRONMENTS, type Environment, environmentForStack } from "../policies/index.ts";
+import { isPreviewStack, type Names, namesFor, STACK_NAME } from "./naming.ts";
+
+/** The config namespace: the project name in Pulumi.yaml. Keys are written `hatago:<key>`. */
+export const CONFIG_NAMESPACE = "hatago";
+
+export const LOGIN_PROVIDERS = ["mock", "github", "access", "oidc"] as const;
+export type LoginProvider = (typeof LOGIN_PROVIDERS)[number];
+
+/** Cloudflare Containers instance types (wrangler 4.164 config schema; `dev`/`standard` are deprecated aliases). */
+export const INSTANCE_TYPES = ["lite", "basic", "standard-1", "standard-2", "standard-3", "standard-4"] as const;
+export type InstanceType = (typeof INSTANCE_TYPES)[number];
+
+/** Upper bound on `maxInstances`: far above any account's default limit, so a typo (10000) is caught. */
+const MAX_INSTANCES_LIMIT = 1_000;
+
+/** Container sizes when the stack does not set them: previews get the smallest. */
+const CONTAINER_DEFAULTS: Readonly<Record<Environment | "preview", ContainerSize>> = {
+  preview: { instanceType: "lite", maxInstances: 1 },
+  dev: { instanceType: "lite", maxInstances: 2 },
+  staging: { instanceType: "basic", maxInstances: 5 },
+  prod: { instanceType: "standard-1", maxInstances: 10 },
+};
+
+export interface ContainerSize {
+  readonly instanceType: InstanceType;
+  readonly maxInstances: number;
+}
+
+export type LoginConfig =
+  | { readonly provider: "mock" }
+  | { readonly provider: "github"; readonly clientId: string; readonly clientSecret: pulumi.Output<string> }
+  | { readonly provider: "access" }
+  | {
+      readonly provider: "oidc";
+      readonly issuer: string;
+      readonly clientId: pulumi.Output<string>;
+      readonly clientSecret: pulumi.Output<string>;
+    };
+
+/** Who may pass an Access policy: email addresses and email domains. Empty lists mean "everyone". */
+export interface AccessAllowList {
+  readonly emails: readonly string[];
+  readonly emailDomains: readonly string[];
+}
+
+export type Hosting =
+  | { readonly kind: "custom-domain"; readonly hostname: string }
+  | { readonly kind: "workers-dev"; readonly hostname: string; readonly subdomain: string };
+
+/** A stack's configuration, validated: everything the components need and nothing they must re-check. */
+export interface StackConfig {
+  readonly stack: string;
+  readonly names: Names;
+  readonly accountId: string;
+  /** The policy environment (policies/environments): also the Worker's HATAGO_ENVIRONMENT. */
+  readonly environment: Environment;
+  readonly isPreview: boolean;
+  /** Production data (D1, KV) is protected from deletion and replacement. */
+  readonly protectData: boolean;
+  readonly login: LoginConfig;
+  /** `<team>.cloudflareaccess.com`, when the stack uses Cloudflare Access. */
+  readonly accessTeamDomain: string | undefined;
+  /** Who may sign in through the Access SaaS app (login provider `access`). */
+  readonly accessLogin: AccessAllowList;
+  /** Who passes the Access application in front of `/admin`; undefined: no admin application. */
+  readonly adminAccess: AccessAllowList | undefined;
+  readonly hosting: Hosting;
+  /** `https://<hostname>`, no trailing slash. */
+  readonly baseUrl: string;
+  /** Browser origins the gateway accepts (its own origin first). */
+  readonly allowedOrigins: readonly string[];
+  readonly container: ContainerSize;
+}
+
+/** Thrown when stack config is missing or wrong; every problem names its key. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(stack: string, problems: readonly string[]) {
+    super(`Stack "${stack}" is misconfigured:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Where config comes from: `pulumi.Config` in a deployment, a plain map in tests. */
+export interface ConfigSource {
+  /** The raw value (objects and lists as JSON text), or undefined. */
+  get(key: string): string | undefined;
+  /** The value as a Pulumi secret, or undefined. */
+  getSecret(key: string): pulumi.Output<string> | undefined;
+}
+
+export function pulumiConfigSource(): ConfigSource {
+  const config = new pulumi.Config(CONFIG_NAMESPACE);
+  return { get: (key) => config.get(key), getSecret: (key) => config.getSecret(key) };
+}
+
+const accountIdSchema = z.string().regex(/^[0-9a-f]{32}$/, "a Cloudflare account id is 32 lowercase hex characters");
+const hostnameSchema = z
+  .string()
+  .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, "a lowercase DNS hostname");
+const subdomainSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "one DNS label, lowercase");
+const stringList = z.array(z.string().min(1));
+const emailList = z.array(z.string().regex(/^[^\s@]+@[^\s@]+$/, "an email address"));
+const domainList = z.array(hostnameSchema);
+
+/** Reads and validates a stack's config. Throws one ConfigError listing every problem. */
+export function parseStackConfig(stack: string, source: ConfigSource): StackConfig {
+  const problems: string[] = [];
+  const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+
+  const read = <T>(name: string, schema: z.ZodType<T>, options: { json?: boolean } = {}): T | undefined => {
+    const raw = source.get(name);
+    if (raw === undefined || raw === "") return undefined;
+    let value: unknown = raw;
+    if (options.json) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        problems.push(`${key(name)}: expected a YAML list or object in the stack file, got ${JSON.stringify(raw)}`);
+        return undefined;
+      }
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => (i.path.length ? `[${i.path.join(".")}] ` : "") + i.message);
+      problems.push(`${key(name)}: ${detail.join("; ")}`);
+      return undefined;
+    }
+    return parsed.data;
+  };
+  const requireKey = (name: string, why: string, hint: string) =>
+    problems.push(`${key(name)}: required ${why} (${hint})`);
+  const requireSecret = (name: string, why: string): pulumi.Output<string> => {
+    const value = source.getSecret(name);
+    if (value === undefined) {
+      requireKey(name, why, `pulumi config set --secret ${key(name)} <value>`);
+      return pulumi.secret("");
+    }
+    return value;
+  };
+
+  if (!STACK_NAME.test(stack)) {
+    problems.push(
+      `stack "${stack}": Cloudflare names are built from it, so use lowercase letters, digits and dashes (at most 40)`,
+    );
+  }
+  const isPreview = isPreviewStack(stack);
+
+  const accountId = read("accountId", accountIdSchema);
+  if (accountId === undefined && source.get("accountId") === undefined) {
+    requireKey("accountId", "for every stack", `pulumi config set ${key("accountId")} <32-hex account id>`);
+  }
+
+  let environment: Environment = "dev";
+  const explicitEnvironment = read("policyEnvironment", z.enum(ENVIRONMENTS));
+  if (explicitEnvironment) environment = explicitEnvironment;
+  else if (source.get("policyEnvironment") === undefined) {
+    try {
+      environment = environmentForStack(stack);
+    } catch {
+      requireKey("policyEnvironment", `for stack "${stack}"`, `one of ${ENVIRONMENTS.join(", ")}`);
+    }
+  }
+  if (stack === "prod" && environment !== "prod") {
+    problems.push(`${key("policyEnvironment")}: the prod stack must use the prod policy, not "${environment}"`);
+  }
+
+  // Login provider. The mock is a development switch: it is the default only where nobody outside can
+  // reach real data (dev, previews, whose staging policy binds no mock identity), and refused in prod.
+  const providerDefault: LoginProvider | undefined = stack === "dev" || isPreview ? "mock" : undefined;
+  const provider = read("loginProvider", z.enum(LOGIN_PROVIDERS)) ?? providerDefault;
+  if (provider === undefined && source.get("loginProvider") === undefined) {
+    requireKey("loginProvider", `for stack "${stack}"`, LOGIN_PROVIDERS.join(" | "));
+  }
+  if (provider === "mock" && environment === "prod") {
+    // SECURITY: the mock login lets anyone claim any identity. Production must never run it.
+    problems.push(`${key("loginProvider")}: "mock" is refused for the prod policy environment`);
+  }
+
+  const accessTeam = read(
+    "accessTeam",
+    z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.cloudflareaccess\.com)?$/, "a team name or its domain"),
+  );
+  const accessTeamDomain = accessTeam
+    ? accessTeam.endsWith(".cloudflareaccess.com")
+      ? accessTeam
+      : `${accessTeam}.cloudflareaccess.com`
+    : undefined;
+
+  let login: LoginConfig = { provider: "mock" };
+  if (provider === "github") {
+    const clientId = read("githubClientId", z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "a GitHub OAuth client id"));
+    if (clientId === undefined && source.get("githubClientId") === undefined) {
+      requireKey("githubClientId", 'when loginProvider is "github"', `pulumi config set ${key("githubClientId")} <id>`);
+    }
+    const clientSecret = requireSecret("githubClientSecret", 'when loginProvider is "github"');
+    login = { provider, clientId: clientId ?? "", clientSecret };
+  } else if (provider === "access") {
+    if (accessTeamDomain === undefined && source.get("accessTeam") === undefined) {
+      requireKey("accessTeam", 'when loginProvider is "access"', "your Zero Trust team name, e.g. acme");
+    }
+    login = { provider };
+  } else if (provider === "oidc") {
+    const issuer = read("oidcIssuer", z.url({ protocol: /^https$/, hostname: z.regexes.domain }));
+    if (issuer === undefined && source.get("oidcIssuer") === undefined) {
+      requireKey("oidcIssuer", 'when loginProvider is "oidc"', "the issuer URL, https://…");
+    }
+    login = {
+      provider,
+      issuer: issuer ?? "",
+      clientId: requireSecret("oidcClientId", 'when loginProvider is "oidc"'),
+      clientSecret: requireSecret("oidcClientSecret", 'when loginProvider is "oidc"'),
+    };
+  }
+
+  const allowList = (emailsKey: string, domainsKey: string): AccessAllowList => ({
+    emails: read(emailsKey, emailList, { json: true }) ?? [],
+    emailDomains: read(domainsKey, domainList, { json: true }) ?? [],
+  });
+  const accessLogin = allowList("accessLoginEmails", "accessLoginEmailDomains");
+  const admin = allowList("adminEmails", "adminEmailDomains");
+  const adminAccess = admin.emails.length + admin.emailDomains.length > 0 ? admin : undefined;
+
+  // Hosting: a custom domain on a zone in the account, or the account's workers.dev subdomain.
+  const domain = read("domain", hostnameSchema);
+  const subdomain = read("workersDevSubdomain", subdomainSchema);
+  let hosting: Hosting = { kind: "workers-dev", hostname: "invalid.workers.dev", subdomain: "invalid" };
+  if (domain !== undefined) {
+    if (isPreview) problems.push(`${key("domain")}: preview stacks always use workers.dev; remove the domain`);
+    hosting = { kind: "custom-domain", hostname: domain };
+  } else if (subdomain !== undefined) {
+    hosting = { kind: "workers-dev", subdomain, hostname: `${namesFor(stack).worker}.${subdomain}.workers.dev` };
+  } else if (source.get("domain") === undefined && source.get("workersDevSubdomain") === undefined) {
+    requireKey(
+      "workersDevSubdomain",
+      `when ${key("domain")} is not set`,
+      "the <name> of your account's <name>.workers.dev, from the Workers dashboard",
+    );
+  }
+  const baseUrl = `https://${hosting.hostname}`;
+
+  const origins = read("allowedOrigins", stringList, { json: true }) ?? [];
+  for (const origin of origins) {
+    if (!isOrigin(origin)) {
+      problems.push(`${key("allowedOrigins")}: "${origin}" is not an origin (scheme://host[:port], nothing after)`);
+    }
+  }
+  const allowedOrigins = [...new Set([baseUrl, ...origins])];
+
+  const defaults = CONTAINER_DEFAULTS[isPreview ? "preview" : environment];
+  const instanceType = read("instanceType", z.enum(INSTANCE_TYPES)) ?? defaults.instanceType;
+  const maxInstances =
+    read("maxInstances", z.coerce.number().int().min(1).max(MAX_INSTANCES_LIMIT, `at most ${MAX_INSTANCES_LIMIT}`)) ??
+    defaults.maxInstances;
+
+  const production = environment === "prod";
+  const protectRaw = read("protectData", z.enum(["true", "false"]));
+  const protectData = protectRaw === undefined ? production : protectRaw === "true";
+  if (production && !protectData) {
+    problems.push(`${key("protectData")}: production data is always protected; remove the setting`);
+  }
+  if (isPreview && protectData) {
+    problems.push(`${key("protectData")}: preview stacks are destroyed when the pull request closes`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(stack, problems);
+  return {
+    stack,
+    names: namesFor(stack),
+    accountId: accountId ?? "",
+    environment,
+    isPreview,
+    protectData,
+    login,
+    accessTeamDomain,
+    accessLogin,
+    adminAccess,
+    hosting,
+    baseUrl,
+    allowedOrigins,
+    container: { instanceType, maxInstances },
+  };
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.origin === value && (url.protocol === "https:" || url.protocol === "http:");
+  } catch {
+    return false;
+  }
+}

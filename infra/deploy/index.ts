@@ -1,0 +1,17 @@
+export { applyD1Migrations } from "./d1.ts";
+export {
+  type DeleteOutcome,
+  type DeployResult,
+  deleteWorkerDeployment,
+  deployWorker,
+  formatResult,
+  parseResult,
+  RESULT_MARKER,
+} from "./worker.ts";
+export {
+  type GeneratedConfig,
+  parseGeneratedConfig,
+  realWrangler,
+  type WranglerRunner,
+  withConfigFile,
+} from "./wrangler.ts";

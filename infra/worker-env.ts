@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config.ts";
+
+/**
+ * The Worker's environment: plain variables (in the generated wrangler config) and secrets (sent as
+ * secret bindings on the deploy command's stdin). The names are the ones the Worker reads.
+ */
+
+/** Where each upstream login returns. Distinct per provider so a code from one cannot be replayed into another. */
+export const CALLBACK_PATHS = {
+  github: "/callback/github",
+  access: "/callback/access",
+  oidc: "/callback/oidc",
+} as const;
+
+export interface AccessOidcApp {
+  readonly clientId: pulumi.Output<string>;
+  readonly clientSecret: pulumi.Output<string>;
+}
+
+export interface WorkerEnvInputs {
+  readonly config: StackConfig;
+  /** The Access SaaS (OIDC) application, when the login provider is `access`. */
+  readonly accessOidc: AccessOidcApp | undefined;
+  /** The AUD tag of the Access application in front of /admin, when there is one. */
+  readonly adminAccessAud: pulumi.Output<string> | undefined;
+  readonly bridgeSecret: pulumi.Output<string>;
+}
+
+export interface WorkerEnv {
+  readonly vars: pulumi.Output<Record<string, string>>;
+  /** Name → value; the whole map is a Pulumi secret. */
+  readonly secrets: pulumi.Output<Record<string, string>>;
+}
+
+/** The issuer of an Access SaaS OIDC application (Cloudflare docs: "Generic OIDC application"). */
+export function accessOidcIssuer(teamDomain: string, clientId: string): string {
+  return `https://${teamDomain}/cdn-cgi/access/sso/oidc/${clientId}`;
+}
+
+export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
+  const { config, accessOidc } = i;
+  const login = config.login;
+  const plain: Record<string, pulumi.Input<string>> = {
+    HATAGO_ENVIRONMENT: config.environment,
+    HATAGO_LOGIN_PROVIDER: login.provider,
+    HATAGO_ALLOWED_ORIGINS: config.allowedOrigins.join(","),
+  };
+  const secret: Record<string, pulumi.Input<string>> = {
+    // SECURITY: signs the per-request credential the Worker gives the bridge container.
+    HATAGO_BRIDGE_SECRET: i.bridgeSecret,
+  };
+
+  if (config.accessTeamDomain) plain.HATAGO_ACCESS_TEAM_DOMAIN = config.accessTeamDomain;
+  if (i.adminAccessAud) plain.HATAGO_ADMIN_ACCESS_AUD = i.adminAccessAud;
+
+  if (login.provider === "github") {
+    plain.HATAGO_GITHUB_CLIENT_ID = login.clientId;
+    secret.HATAGO_GITHUB_CLIENT_SECRET = login.clientSecret;
+  } else if (login.provider === "oidc") {
+    plain.HATAGO_OIDC_ISSUER = login.issuer;
+    secret.HATAGO_OIDC_CLIENT_ID = login.clientId;
+    secret.HATAGO_OIDC_CLIENT_SECRET = login.clientSecret;
+  } else if (login.provider === "access") {
+    if (!accessOidc || !config.accessTeamDomain) {
+      throw new Error("workerEnv: the access login provider needs the Access SaaS application and team domain");
+    }
+    const teamDomain = config.accessTeamDomain;
+    // The client id is not a secret (it is in every authorize URL, and in the issuer); it goes with the
+    // secrets only because the Worker reads HATAGO_OIDC_CLIENT_ID from there for every OIDC provider.
+    plain.HATAGO_OIDC_ISSUER = pulumi.unsecret(accessOidc.clientId.apply((id) => accessOidcIssuer(teamDomain, id)));
+    secret.HATAGO_OIDC_CLIENT_ID = accessOidc.clientId;
+    secret.HATAGO_OIDC_CLIENT_SECRET = accessOidc.clientSecret;
+  }
+
+  return {
+    vars: pulumi.output(plain),
+    secrets: pulumi.secret(pulumi.output(secret)),
+  };
+}
