@@ -22,6 +22,8 @@ import type { ClientCaps, Port } from "./port.ts";
  * - A server→client request (sampling, elicitation, roots/list, …): to the ONE port with calls in
  *   flight, if it declared the capability; otherwise the child gets a JSON-RPC error. With two ports
  *   busy we cannot know which call asked, and guessing could hand one user's prompt to another.
+ *   `roots/list` from a `shared` child is always refused: roots describe one client's machine and a
+ *   shared process may remember them for everyone.
  * - Any other notification (logging above all): to the one port with calls in flight; else to every
  *   attached session if they all belong to one principal; else dropped and counted.
  *
@@ -91,6 +93,17 @@ export function routeChildMessage(
 function routeServerRequest(mux: Multiplexer, id: string | number, method: string, msg: JsonObject, line: string) {
   if (method === "ping") {
     mux.write(resultResponse(id, {}));
+    return;
+  }
+  if (method === "roots/list" && mux.isolation === "shared") {
+    // SECURITY: roots are one client's file locations, and a shared process may keep them (server-everything
+    // caches the first answer process-wide and shows it to every later caller of `get-roots-list`).
+    mux.log.info("child.request_refused", {
+      child: mux.label,
+      method,
+      reason: "roots are not given to a shared server",
+    });
+    mux.write(errorResponse(id, RPC_ERROR.methodNotFound, "bridge: roots are not given to a shared server"));
     return;
   }
   const port = soleActivePort(mux);

@@ -1,0 +1,111 @@
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { BRIDGE_COMMAND, BRIDGE_ENTRY } from "../../container/src/entry.ts";
+import { REPO_ROOT } from "./harness.ts";
+
+/**
+ * Docker cannot run here, so the image is checked as text: it must start the bridge exactly as the
+ * tests do, as a non-root user under an init process, with production dependencies only.
+ */
+
+const read = (file: string) => readFile(path.join(REPO_ROOT, file), "utf8");
+
+/** Dockerfile instructions, continuation lines joined, comments dropped. */
+async function instructions(): Promise<{ op: string; args: string }[]> {
+  const text = (await read("container/Dockerfile")).replace(/\\\n/g, " ");
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => {
+      const [op = "", ...rest] = l.split(/\s+/);
+      return { op: op.toUpperCase(), args: rest.join(" ") };
+    });
+}
+
+describe("container/Dockerfile", () => {
+  it("runs the same command the tests start (BRIDGE_COMMAND), under tini as PID 1", async () => {
+    const ops = await instructions();
+    const cmd = ops.filter((i) => i.op === "CMD").at(-1);
+    expect(JSON.parse(cmd?.args ?? "null")).toEqual([...BRIDGE_COMMAND]);
+    expect(BRIDGE_COMMAND[1]).toBe(BRIDGE_ENTRY);
+    const entrypoint = ops.filter((i) => i.op === "ENTRYPOINT").at(-1);
+    expect(JSON.parse(entrypoint?.args ?? "null")).toEqual(["/usr/bin/tini", "--"]);
+    expect(ops.some((i) => i.op === "RUN" && /apt-get install .*\btini\b/.test(i.args))).toBe(true);
+  });
+
+  it("is linux/amd64 on a Node 22 slim base, non-root, exposing 8080", async () => {
+    const ops = await instructions();
+    const from = ops.filter((i) => i.op === "FROM");
+    expect(from).toHaveLength(1);
+    expect(from[0]?.args).toMatch(/^--platform=linux\/amd64 node:22[\w.-]*-slim$/);
+    const user = ops.filter((i) => i.op === "USER").at(-1)?.args;
+    expect(user).toBeDefined();
+    expect(["root", "0", "0:0"]).not.toContain(user);
+    expect(ops.filter((i) => i.op === "EXPOSE").map((i) => i.args)).toEqual(["8080"]);
+    expect(ops.some((i) => i.op === "ENV" && /HOST=0\.0\.0\.0/.test(i.args))).toBe(true);
+  });
+
+  it("installs production dependencies only, from the lockfile", async () => {
+    const ops = await instructions();
+    const installs = ops.filter((i) => i.op === "RUN" && /\bnpm\b/.test(i.args));
+    expect(installs).toHaveLength(1);
+    expect(installs[0]?.args).toMatch(/npm ci --omit=dev/);
+  });
+});
+
+describe("package.json dependencies are exactly the bridge's runtime", () => {
+  it("the MCP SDK and the two stdio servers, nothing else", async () => {
+    const pkg = JSON.parse(await read("package.json")) as { dependencies: Record<string, string> };
+    expect(Object.keys(pkg.dependencies).sort()).toEqual([
+      "@modelcontextprotocol/sdk",
+      "@modelcontextprotocol/server-everything",
+      "@modelcontextprotocol/server-memory",
+    ]);
+  });
+
+  it("every package the bridge imports is a runtime dependency (nothing resolves only in dev)", async () => {
+    const pkg = JSON.parse(await read("package.json")) as { dependencies: Record<string, string> };
+    const files = [
+      ...(await readdir(path.join(REPO_ROOT, "container/src"))).map((f) => `container/src/${f}`),
+      "policies/catalog.ts",
+      "policies/catalog.types.ts",
+    ].filter((f) => f.endsWith(".ts"));
+    for (const file of files) {
+      const source = await read(file);
+      for (const [, spec = ""] of source.matchAll(/from\s+"([^"]+)"/g)) {
+        if (spec.startsWith(".") || spec.startsWith("node:")) continue;
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] ?? spec);
+        expect(Object.keys(pkg.dependencies), `${file} imports ${spec}`).toContain(name);
+      }
+      // Relative imports must stay inside what the image copies (container/src and policies).
+      for (const [, spec = ""] of source.matchAll(/from\s+"(\.[^"]+)"/g)) {
+        const target = path.relative(REPO_ROOT, path.resolve(path.dirname(path.join(REPO_ROOT, file)), spec));
+        expect(target, `${file} imports ${spec}`).toMatch(/^(container\/src|policies)\//);
+      }
+    }
+  });
+});
+
+describe(".dockerignore (build context is the repository root)", () => {
+  it("excludes everything except what the Dockerfile copies", async () => {
+    const lines = (await read(".dockerignore"))
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    expect(lines[0]).toBe("*");
+    const included = lines.filter((l) => l.startsWith("!")).map((l) => l.slice(1));
+    expect(included.sort()).toEqual(["container/", "package-lock.json", "package.json", "policies/"]);
+    expect(lines).toContain("**/node_modules");
+    const copies = (await instructions())
+      .filter((i) => i.op === "COPY")
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    for (const source of copies) {
+      expect(
+        included.some((inc) => source === inc || source.startsWith(inc)),
+        `COPY ${source}`,
+      ).toBe(true);
+    }
+  });
+});
