@@ -31,13 +31,22 @@ export interface ContainerSize {
 
 export type LoginConfig =
   | { readonly provider: "mock" }
-  | { readonly provider: "github"; readonly clientId: string; readonly clientSecret: pulumi.Output<string> }
+  | {
+      readonly provider: "github";
+      readonly clientId: string;
+      readonly clientSecret: pulumi.Output<string>;
+      /** GitHub organisations whose members may sign in; empty: any GitHub user (the policy still decides). */
+      readonly orgAllowlist: readonly string[];
+    }
   | { readonly provider: "access" }
   | {
       readonly provider: "oidc";
       readonly issuer: string;
       readonly clientId: pulumi.Output<string>;
       readonly clientSecret: pulumi.Output<string>;
+      /** Empty: the Worker's default (openid email profile). */
+      readonly scopes: readonly string[];
+      readonly groupsClaim: string | undefined;
     };
 
 /** Who may pass an Access policy: email addresses and email domains. Empty lists mean "everyone". */
@@ -70,7 +79,7 @@ export interface StackConfig {
   readonly hosting: Hosting;
   /** `https://<hostname>`, no trailing slash. */
   readonly baseUrl: string;
-  /** Browser origins the gateway accepts (its own origin first). */
+  /** Browser origins, besides its own, that may call the gateway's MCP endpoints. */
   readonly allowedOrigins: readonly string[];
   readonly container: ContainerSize;
 }
@@ -198,7 +207,15 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
       requireKey("githubClientId", 'when loginProvider is "github"', `pulumi config set ${key("githubClientId")} <id>`);
     }
     const clientSecret = requireSecret("githubClientSecret", 'when loginProvider is "github"');
-    login = { provider, clientId: clientId ?? "", clientSecret };
+    const orgAllowlist =
+      read(
+        "githubOrgAllowlist",
+        z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, "a GitHub organisation login")),
+        {
+          json: true,
+        },
+      ) ?? [];
+    login = { provider, clientId: clientId ?? "", clientSecret, orgAllowlist };
   } else if (provider === "access") {
     if (accessTeamDomain === undefined && source.get("accessTeam") === undefined) {
       requireKey("accessTeam", 'when loginProvider is "access"', "your Zero Trust team name, e.g. acme");
@@ -209,11 +226,23 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     if (issuer === undefined && source.get("oidcIssuer") === undefined) {
       requireKey("oidcIssuer", 'when loginProvider is "oidc"', "the issuer URL, https://…");
     }
+    const scopes = read(
+      "oidcScopes",
+      z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, "an OAuth scope")),
+      {
+        json: true,
+      },
+    );
+    if (scopes && scopes.length > 0 && !scopes.includes("openid")) {
+      problems.push(`${key("oidcScopes")}: must include openid`);
+    }
     login = {
       provider,
       issuer: issuer ?? "",
       clientId: requireSecret("oidcClientId", 'when loginProvider is "oidc"'),
       clientSecret: requireSecret("oidcClientSecret", 'when loginProvider is "oidc"'),
+      scopes: scopes ?? [],
+      groupsClaim: read("oidcGroupsClaim", z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, "a claim name")),
     };
   }
 
@@ -245,11 +274,14 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
 
   const origins = read("allowedOrigins", stringList, { json: true }) ?? [];
   for (const origin of origins) {
-    if (!isOrigin(origin)) {
-      problems.push(`${key("allowedOrigins")}: "${origin}" is not an origin (scheme://host[:port], nothing after)`);
+    if (!isOrigin(origin, environment)) {
+      problems.push(
+        `${key("allowedOrigins")}: "${origin}" is not an https origin (scheme://host[:port], nothing after; ` +
+          "plain http only for a loopback host in dev)",
+      );
     }
   }
-  const allowedOrigins = [...new Set([baseUrl, ...origins])];
+  const allowedOrigins = [...new Set(origins)].filter((o) => o !== baseUrl);
 
   const defaults = CONTAINER_DEFAULTS[isPreview ? "preview" : environment];
   const instanceType = read("instanceType", z.enum(INSTANCE_TYPES)) ?? defaults.instanceType;
@@ -286,11 +318,11 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
   };
 }
 
-function isOrigin(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.origin === value && (url.protocol === "https:" || url.protocol === "http:");
-  } catch {
-    return false;
-  }
+/** The Worker's own rule (worker/config.ts): https, or http on a loopback host in dev. */
+function isOrigin(value: string, environment: Environment): boolean {
+  const url = URL.parse(value);
+  if (!url || url.origin !== value) return false;
+  if (url.protocol === "https:") return true;
+  const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
+  return url.protocol === "http:" && loopback && environment === "dev";
 }

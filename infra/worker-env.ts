@@ -6,11 +6,14 @@ import type { StackConfig } from "./config.ts";
  * secret bindings on the deploy command's stdin). The names are the ones the Worker reads.
  */
 
-/** Where each upstream login returns. Distinct per provider so a code from one cannot be replayed into another. */
+/**
+ * Where each upstream login returns (worker/login/*.ts; a test checks they agree). Registered with the
+ * upstream as the only redirect URI.
+ */
 export const CALLBACK_PATHS = {
-  github: "/callback/github",
-  access: "/callback/access",
-  oidc: "/callback/oidc",
+  github: "/login/github/callback",
+  access: "/login/access/callback",
+  oidc: "/login/oidc/callback",
 } as const;
 
 export interface AccessOidcApp {
@@ -33,19 +36,16 @@ export interface WorkerEnv {
   readonly secrets: pulumi.Output<Record<string, string>>;
 }
 
-/** The issuer of an Access SaaS OIDC application (Cloudflare docs: "Generic OIDC application"). */
-export function accessOidcIssuer(teamDomain: string, clientId: string): string {
-  return `https://${teamDomain}/cdn-cgi/access/sso/oidc/${clientId}`;
-}
-
 export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
   const { config, accessOidc } = i;
   const login = config.login;
   const plain: Record<string, pulumi.Input<string>> = {
     HATAGO_ENVIRONMENT: config.environment,
+    // The OAuth issuer and the audience of every token: the one URL the gateway answers on.
+    HATAGO_PUBLIC_URL: config.baseUrl,
     HATAGO_LOGIN_PROVIDER: login.provider,
-    HATAGO_ALLOWED_ORIGINS: config.allowedOrigins.join(","),
   };
+  if (config.allowedOrigins.length > 0) plain.HATAGO_ALLOWED_ORIGINS = config.allowedOrigins.join(",");
   const secret: Record<string, pulumi.Input<string>> = {
     // SECURITY: signs the per-request credential the Worker gives the bridge container.
     HATAGO_BRIDGE_SECRET: i.bridgeSecret,
@@ -56,21 +56,22 @@ export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
 
   if (login.provider === "github") {
     plain.HATAGO_GITHUB_CLIENT_ID = login.clientId;
+    if (login.orgAllowlist.length > 0) plain.HATAGO_GITHUB_ORG_ALLOWLIST = login.orgAllowlist.join(",");
     secret.HATAGO_GITHUB_CLIENT_SECRET = login.clientSecret;
   } else if (login.provider === "oidc") {
     plain.HATAGO_OIDC_ISSUER = login.issuer;
+    if (login.scopes.length > 0) plain.HATAGO_OIDC_SCOPES = login.scopes.join(" ");
+    if (login.groupsClaim) plain.HATAGO_OIDC_GROUPS_CLAIM = login.groupsClaim;
     secret.HATAGO_OIDC_CLIENT_ID = login.clientId;
     secret.HATAGO_OIDC_CLIENT_SECRET = login.clientSecret;
   } else if (login.provider === "access") {
     if (!accessOidc || !config.accessTeamDomain) {
       throw new Error("workerEnv: the access login provider needs the Access SaaS application and team domain");
     }
-    const teamDomain = config.accessTeamDomain;
-    // The client id is not a secret (it is in every authorize URL, and in the issuer); it goes with the
-    // secrets only because the Worker reads HATAGO_OIDC_CLIENT_ID from there for every OIDC provider.
-    plain.HATAGO_OIDC_ISSUER = pulumi.unsecret(accessOidc.clientId.apply((id) => accessOidcIssuer(teamDomain, id)));
-    secret.HATAGO_OIDC_CLIENT_ID = accessOidc.clientId;
-    secret.HATAGO_OIDC_CLIENT_SECRET = accessOidc.clientSecret;
+    // The Worker derives the issuer from the team domain and the client id. The client id is not a
+    // secret (it is in every authorize URL and in the issuer): a plain variable.
+    plain.HATAGO_ACCESS_CLIENT_ID = pulumi.unsecret(accessOidc.clientId);
+    secret.HATAGO_ACCESS_CLIENT_SECRET = accessOidc.clientSecret;
   }
 
   return {
