@@ -6,7 +6,15 @@ import { HttpError } from "./http/errors.ts";
 import { errorPage, stylesheetResponse } from "./http/page.ts";
 import { STYLESHEET_PATH } from "./http/security-headers.ts";
 import { loginFor } from "./login/index.ts";
-import { type AppEnv, apiApp, mountAuthorize, mountCallback, providerOptions } from "./oauth/index.ts";
+import {
+  type AppEnv,
+  apiApp,
+  mountAuthorize,
+  mountCallback,
+  providerOptions,
+  refuseNonPublicCimdClient,
+  TOKEN_PATH,
+} from "./oauth/index.ts";
 
 /** A Worker built from one configuration: what the default export runs, and what tests build directly. */
 export interface HatagoWorker {
@@ -75,6 +83,10 @@ export function createWorker(config: Config): HatagoWorker {
       const ownEnv: Env = { ...env };
       Reflect.deleteProperty(ownEnv, "OAUTH_PROVIDER");
       try {
+        if (url.pathname === TOKEN_PATH && request.method === "POST") {
+          const refused = await refuseNonPublicCimdClient(request);
+          if (refused) return refused;
+        }
         return await provider.fetch(request, ownEnv, ctx);
       } catch (error) {
         console.error(`oauth: ${request.method} ${url.pathname} failed`, error);

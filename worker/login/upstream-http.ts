@@ -23,7 +23,8 @@ export async function getJson<T>(
   try {
     response = await fetch(url, {
       headers: { Accept: "application/json", "User-Agent": "hatago-auth", ...headers },
-      redirect: "error",
+      // Never follow a redirect to wherever it points (Workers has no "error" mode; a 3xx is refused below).
+      redirect: "manual",
       signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
     });
   } catch (cause) {

@@ -1,4 +1,5 @@
 import { HttpError } from "../http/errors.ts";
+import { namesNonPublicHost } from "./cimd-guard.ts";
 
 /** The authorization request's own parameters (OAuth 2.1 §4.1.1, RFC 7636, RFC 8707). */
 const OAUTH_PARAMS = [
@@ -34,35 +35,14 @@ export function checkAuthorizeQuery(url: URL): void {
       throw new HttpError("bad_request", `The ${name} parameter is too long`);
     }
   }
+  // SECURITY: PKCE with S256 for every client, confidential ones included (OAuth 2.1 §7.5.1, MCP
+  // authorization: clients MUST use PKCE). The library insists only for public clients.
+  if (!url.searchParams.get("code_challenge")) throw new HttpError("bad_request", "code_challenge is required (PKCE)");
+  if (url.searchParams.get("code_challenge_method") !== "S256") {
+    throw new HttpError("bad_request", "code_challenge_method must be S256");
+  }
   const clientId = url.searchParams.get("client_id");
   if (clientId !== null && namesNonPublicHost(clientId)) {
     throw new HttpError("bad_request", "A client metadata document must be on a public host");
   }
-}
-
-/**
- * SECURITY: a Client ID Metadata Document URL makes this Worker fetch a URL the client chose (SSRF).
- * The `global_fetch_strictly_public` compatibility flag keeps those fetches on the public internet; this
- * check also refuses, before any fetch, a client id that names a loopback, private, link-local or
- * internal host literally. (A public name that resolves to a private address is the flag's job.)
- */
-export function namesNonPublicHost(clientId: string): boolean {
-  const url = URL.parse(clientId);
-  if (url?.protocol !== "https:") return false; // not a CIMD client id: looked up in KV, never fetched
-  const host = url.hostname.toLowerCase().replace(/\.$/, "");
-  if (host === "localhost" || /\.(localhost|local|internal|home\.arpa)$/.test(host)) return true;
-  if (host.startsWith("[")) return true; // IPv6 literals: no public MCP client publishes its metadata on one
-  const v4 = host.match(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/);
-  if (!v4) return /^[0-9.]+$/.test(host) || /^0x/.test(host); // other numeric spellings of an address
-  const [a = 0, b = 0] = v4.slice(1, 3).map(Number);
-  return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    a >= 224
-  );
 }

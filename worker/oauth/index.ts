@@ -1,5 +1,6 @@
 export { mountAuthorize } from "./authorize.routes.ts";
 export { mountCallback } from "./callback.routes.ts";
+export { namesNonPublicHost, refuseNonPublicCimdClient } from "./cimd-guard.ts";
 export {
   AuthProps,
   authPropsFrom,

@@ -7,6 +7,7 @@ export interface FakeIdentity {
   email?: string;
   email_verified?: boolean;
   name?: string;
+  preferred_username?: string;
   groups?: unknown;
 }
 

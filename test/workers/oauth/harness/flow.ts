@@ -11,27 +11,42 @@ export interface SignedIn {
   readonly callback: URL;
 }
 
+/** authorize → consent page → Allow. Returns where our server sent the browser (the upstream login). */
+export async function approve(
+  browser: Browser,
+  client: OAuthTestClient,
+  p?: Pkce,
+): Promise<{ location: string; pkce: Pkce }> {
+  const challenge = p ?? (await pkce());
+  const consent = await browser.get(client.authorizeUrl(challenge));
+  expect(consent.status, "consent page").toBe(200);
+  const { fields } = formFields(await consent.text());
+  const approved = await browser.postForm(
+    `${client.origin}/authorize`,
+    { handle: fields.handle ?? "", decision: "approve" },
+    { Origin: client.origin },
+  );
+  expect(approved.status, "consent approval redirects upstream").toBe(302);
+  return { location: approved.headers.get("Location") ?? "", pkce: challenge };
+}
+
+/** The redirect back to the MCP client: checks it goes to the registered URI with `state` and `iss` (RFC 9207). */
+export function clientRedirect(response: Response, client: OAuthTestClient): URL {
+  expect(response.status, "redirect to the client").toBe(302);
+  const back = new URL(response.headers.get("Location") ?? "");
+  expect(back.origin + back.pathname).toBe(client.redirectUri);
+  expect(back.searchParams.get("state")).toBe("client-state-123");
+  expect(back.searchParams.get("iss")).toBe(client.origin);
+  return back;
+}
+
 /**
  * authorize → consent page → Allow → upstream → our callback → redirect to the client with a code.
  * Asserts each hop's status, so a broken step fails where it breaks.
  */
 export async function signIn(browser: Browser, client: OAuthTestClient, upstream: UpstreamStep): Promise<SignedIn> {
-  const p = await pkce();
-  const consent = await browser.get(client.authorizeUrl(p));
-  expect(consent.status, "consent page").toBe(200);
-  const { fields } = formFields(await consent.text());
-  const approved = await browser.postForm(
-    `${ORIGIN}/authorize`,
-    { handle: fields.handle ?? "", decision: "approve" },
-    { Origin: ORIGIN },
-  );
-  expect(approved.status, "consent approval redirects upstream").toBe(302);
-  const callback = await upstream(browser, approved.headers.get("Location") ?? "");
-  expect(callback.status, "callback redirects to the client").toBe(302);
-  const back = new URL(callback.headers.get("Location") ?? "");
-  expect(back.origin + back.pathname).toBe(client.redirectUri);
-  expect(back.searchParams.get("state")).toBe("client-state-123");
-  expect(back.searchParams.get("iss")).toBe(ORIGIN);
+  const { location, pkce: p } = await approve(browser, client);
+  const back = clientRedirect(await upstream(browser, location), client);
   const code = back.searchParams.get("code");
   if (!code) throw new Error(`no code in ${back}`);
   return { code, pkce: p, callback: back };

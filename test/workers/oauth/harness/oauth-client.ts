@@ -40,17 +40,24 @@ export interface TokenResponse {
 export class OAuthTestClient {
   readonly clientId: string;
   readonly redirectUri: string;
+  /** The authorization server (and resource) this client talks to. */
+  readonly origin: string;
+  /** Set for a confidential client (client_secret_basic). */
+  readonly clientSecret: string | undefined;
   readonly #send: Send;
 
-  constructor(send: Send, clientId: string, redirectUri: string) {
+  constructor(send: Send, clientId: string, redirectUri: string, origin = ORIGIN, clientSecret?: string) {
     this.#send = send;
     this.clientId = clientId;
     this.redirectUri = redirectUri;
+    this.origin = origin;
+    this.clientSecret = clientSecret;
   }
 
   static async register(
     send: Send,
-    metadata: { client_name?: string; redirect_uris?: string[] } = {},
+    metadata: { client_name?: string; redirect_uris?: string[]; token_endpoint_auth_method?: string } = {},
+    origin = ORIGIN,
   ): Promise<OAuthTestClient> {
     const body = {
       client_name: "Test MCP client",
@@ -59,15 +66,15 @@ export class OAuthTestClient {
       ...metadata,
     };
     const response = await send(
-      new Request(`${ORIGIN}/register`, {
+      new Request(`${origin}/register`, {
         method: "POST",
         body: JSON.stringify(body),
         headers: { "Content-Type": "application/json" },
       }),
     );
     if (response.status !== 201) throw new Error(`register: ${response.status} ${await response.text()}`);
-    const json = (await response.json()) as { client_id: string; redirect_uris: string[] };
-    return new OAuthTestClient(send, json.client_id, body.redirect_uris[0] ?? REDIRECT_URI);
+    const json = (await response.json()) as { client_id: string; client_secret?: string };
+    return new OAuthTestClient(send, json.client_id, body.redirect_uris[0] ?? REDIRECT_URI, origin, json.client_secret);
   }
 
   authorizeUrl(p: Pkce, overrides: Record<string, string | null> = {}): string {
@@ -79,20 +86,23 @@ export class OAuthTestClient {
       code_challenge_method: "S256",
       state: "client-state-123",
       scope: "mcp",
-      resource: ORIGIN,
+      resource: this.origin,
       ...overrides,
     };
-    const url = new URL(`${ORIGIN}/authorize`);
+    const url = new URL(`${this.origin}/authorize`);
     for (const [name, value] of Object.entries(params)) if (value !== null) url.searchParams.set(name, value);
     return url.toString();
   }
 
   tokenRequest(fields: Record<string, string>, headers: HeadersInit = {}): Promise<Response> {
+    const auth: Record<string, string> = this.clientSecret
+      ? { Authorization: `Basic ${btoa(`${this.clientId}:${this.clientSecret}`)}` }
+      : {};
     return this.#send(
-      new Request(`${ORIGIN}/token`, {
+      new Request(`${this.origin}/token`, {
         method: "POST",
         body: new URLSearchParams(fields).toString(),
-        headers: { "Content-Type": "application/x-www-form-urlencoded", ...headers },
+        headers: { "Content-Type": "application/x-www-form-urlencoded", ...auth, ...headers },
       }),
     );
   }
@@ -104,7 +114,7 @@ export class OAuthTestClient {
       redirect_uri: this.redirectUri,
       client_id: this.clientId,
       code_verifier: verifier,
-      resource: ORIGIN,
+      resource: this.origin,
       ...extra,
     });
   }
@@ -118,6 +128,8 @@ export class OAuthTestClient {
   }
 
   whoami(accessToken: string): Promise<Response> {
-    return this.#send(new Request(`${ORIGIN}/api/whoami`, { headers: { Authorization: `Bearer ${accessToken}` } }));
+    return this.#send(
+      new Request(`${this.origin}/api/whoami`, { headers: { Authorization: `Bearer ${accessToken}` } }),
+    );
   }
 }
