@@ -3,10 +3,10 @@ import { isServerId } from "../../policies/catalog.ts";
 import { authenticate, type BridgeContext, credentialMissing } from "./context.ts";
 import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_LIMITS, EXECUTE_BODY_FIELDS } from "./contract.ts";
 import { badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
+import { ParkedError } from "./handshake.ts";
 import { header, parseJson, readBody, requireJsonContentType } from "./http.ts";
 import { classify, errorResponse, isJsonObject, type JsonRpcId, RPC_ERROR, resultResponse } from "./jsonrpc.ts";
 import { admitCalls } from "./limits.ts";
-import { ParkedError } from "./multiplexer.ts";
 import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./port.ts";
 
 /**

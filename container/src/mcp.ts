@@ -6,10 +6,10 @@ import { BRIDGE_LIMITS, MCP_SESSION_HEADER } from "./contract.ts";
 import { dispatch } from "./dispatch.ts";
 import { BridgeHttpError, badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
 import { PostExchange } from "./exchange.ts";
+import { ParkedError } from "./handshake.ts";
 import { accepts, header, parseJson, readBody, requireJsonContentType } from "./http.ts";
 import { type Classified, classify, isJsonObject, type JsonObject, paramsOf, resultResponse } from "./jsonrpc.ts";
 import { admitCalls, admitSession } from "./limits.ts";
-import { ParkedError } from "./multiplexer.ts";
 import { type ClientCaps, NO_CLIENT_CAPS } from "./port.ts";
 import { Session } from "./session.ts";
 import { SSE_HEADERS, writeSseEvent } from "./sse.ts";
@@ -83,6 +83,10 @@ async function post(
   const session = findSession(ctx, server, principal, sessionId);
   const requests = messages.filter((m) => m.kind === "request").length;
   admitCalls(ctx.pool.countersOf(server).inFlight, requests, ctx.config);
+  const parkedFor = session.mux.unavailableForSeconds();
+  if (requests > 0 && parkedFor > 0) {
+    throw unavailable("server_unavailable", "server unavailable: its process keeps crashing", parkedFor);
+  }
   const exchange = new PostExchange(res, { port: session, acceptsSse: accept.sse, acceptsJson: accept.json, batch });
   const raw = batch ? undefined : body;
   for (const m of messages) dispatch(session, m, raw, exchange);

@@ -1,5 +1,6 @@
 import { ChildSupervisor, type SupervisorOptions, type SupervisorSnapshot } from "./child.ts";
 import { toLine } from "./framing.ts";
+import { INIT_ID, INIT_TIMEOUT_MS, INITIALIZE_LINE, INITIALIZED_LINE, ParkedError } from "./handshake.ts";
 import {
   classify,
   errorResponse,
@@ -41,21 +42,6 @@ export interface MultiplexerOptions {
   readonly counters: ServerCounters;
   /** Called after an idle stop, so the owner can forget this multiplexer. */
   readonly onIdleStop: () => void;
-}
-
-/** The bridge's own initialize: every capability a client could have, so servers register every tool. */
-const INIT_ID = 0;
-/** A child that does not answer `initialize` in this time is killed (and counts as a crash). */
-const INIT_TIMEOUT_MS = 20_000;
-const BRIDGE_CLIENT_INFO = { name: "hatago-bridge", version: "1.0.0" };
-const BRIDGE_PROTOCOL_VERSION = "2025-11-25";
-
-export class ParkedError extends Error {
-  readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number) {
-    super("server unavailable: its process keeps crashing");
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
 }
 
 type Phase = "down" | "initializing" | "ready";
@@ -258,18 +244,7 @@ export class Multiplexer {
 
   #onSpawn(): void {
     this.#phase = "initializing";
-    const init = {
-      jsonrpc: "2.0",
-      id: INIT_ID,
-      method: "initialize",
-      params: {
-        protocolVersion: BRIDGE_PROTOCOL_VERSION,
-        // Some servers register tools only for clients that can answer these (server-everything does).
-        capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } },
-        clientInfo: BRIDGE_CLIENT_INFO,
-      },
-    };
-    this.#sup.write(`${JSON.stringify(init)}\n`);
+    this.#sup.write(INITIALIZE_LINE);
     this.#initTimer = setTimeout(() => this.#sup.abort("no answer to initialize"), INIT_TIMEOUT_MS);
   }
 
@@ -282,7 +257,7 @@ export class Multiplexer {
     }
     this.#initResult = result as JsonObject;
     this.#phase = "ready";
-    this.#sup.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
+    this.#sup.write(INITIALIZED_LINE);
     this.#o.log.info("child.ready", { child: this.label });
     for (const waiter of this.#waiters.splice(0)) waiter.resolve(this.#initResult);
     for (const call of this.#queued) {

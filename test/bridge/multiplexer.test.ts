@@ -2,8 +2,9 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { BackoffPolicy } from "../../container/src/child.ts";
+import { ParkedError } from "../../container/src/handshake.ts";
 import { createLogger } from "../../container/src/log.ts";
-import { Multiplexer, ParkedError } from "../../container/src/multiplexer.ts";
+import { Multiplexer } from "../../container/src/multiplexer.ts";
 import { type ClientCaps, NO_CLIENT_CAPS, type PendingCall, type Port } from "../../container/src/port.ts";
 
 /**
