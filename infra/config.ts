@@ -82,7 +82,17 @@ export interface StackConfig {
   /** Browser origins, besides its own, that may call the gateway's MCP endpoints. */
   readonly allowedOrigins: readonly string[];
   readonly container: ContainerSize;
+  /** Token lifetimes, when the stack overrides the Worker's defaults (worker/config.ts checks the ranges). */
+  readonly tokenLifetimes: Readonly<Partial<Record<TokenLifetimeKey, number>>>;
 }
+
+/** Stack keys for the Worker's token lifetimes, and the variables they set. */
+export const TOKEN_LIFETIME_VARIABLES = {
+  accessTokenTtlSeconds: "HATAGO_ACCESS_TOKEN_TTL_SECONDS",
+  refreshTokenTtlSeconds: "HATAGO_REFRESH_TOKEN_TTL_SECONDS",
+  clientRegistrationTtlSeconds: "HATAGO_CLIENT_REGISTRATION_TTL_SECONDS",
+} as const;
+export type TokenLifetimeKey = keyof typeof TOKEN_LIFETIME_VARIABLES;
 
 /** Thrown when stack config is missing or wrong; every problem names its key. */
 export class ConfigError extends Error {
@@ -299,6 +309,12 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     problems.push(`${key("protectData")}: preview stacks are destroyed when the pull request closes`);
   }
 
+  const tokenLifetimes: Partial<Record<TokenLifetimeKey, number>> = {};
+  for (const name of Object.keys(TOKEN_LIFETIME_VARIABLES) as TokenLifetimeKey[]) {
+    const seconds = read(name, z.coerce.number().int("whole seconds").min(0, "whole seconds"));
+    if (seconds !== undefined) tokenLifetimes[name] = seconds;
+  }
+
   if (problems.length > 0) throw new ConfigError(stack, problems);
   return {
     stack,
@@ -315,6 +331,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     baseUrl,
     allowedOrigins,
     container: { instanceType, maxInstances },
+    tokenLifetimes,
   };
 }
 

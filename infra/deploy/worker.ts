@@ -127,8 +127,10 @@ export async function deleteWorkerDeployment(options: {
   }
   const appExisted = appName ? await deleteContainerApplication(api, account, appName) : false;
   if (serving !== null) await deleteWorker(api, account, config.name);
-  log(
-    `deleted ${serving === null ? "" : `Worker ${config.name}`}${appExisted ? ` and container application ${appName}` : ""}`,
-  );
+  const deleted = [
+    ...(appExisted ? [`container application ${appName}`] : []),
+    ...(serving !== null ? [`Worker ${config.name}`] : []),
+  ];
+  log(deleted.length > 0 ? `deleted ${deleted.join(" and ")}` : `nothing left to delete for ${config.name}`);
   return serving === null && !appExisted ? "already-gone" : "deleted";
 }

@@ -157,8 +157,15 @@ describe("worker-delete against the Cloudflare API (FakeCloudflareApi)", () => {
   const api = () => cloudflareApi({ token: TOKEN, fetch: fake.fetch });
 
   it("deletes the container application, then the Worker (with its Durable Objects)", async () => {
-    const outcome = await deleteWorkerDeployment({ config, api: api(), previousStdout: previous("v-1") });
+    const log: string[] = [];
+    const outcome = await deleteWorkerDeployment({
+      config,
+      api: api(),
+      previousStdout: previous("v-1"),
+      log: (line) => log.push(line),
+    });
     expect(outcome).toBe("deleted");
+    expect(log).toEqual(["deleted container application hatago-pr-9-bridge and Worker hatago-pr-9"]);
     expect([...fake.containerApps.keys()]).toEqual(["app-2"]);
     expect(fake.workers.has("hatago-pr-9")).toBe(false);
     const deletes = fake.requests.filter((r) => r.method === "DELETE");

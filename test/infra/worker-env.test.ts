@@ -53,6 +53,24 @@ describe("Worker environment: GitHub login", () => {
   });
 });
 
+describe("Worker environment: token lifetimes", () => {
+  it("passes a stack's overrides as the Worker's variables, and nothing when unset", async () => {
+    const bridgeSecret = pulumi.secret("x");
+    const set = configFor("dev", { ...base, accessTokenTtlSeconds: "900", refreshTokenTtlSeconds: "0" });
+    expect(
+      await resolved(workerEnv({ config: set, accessOidc: undefined, adminAccessAud: undefined, bridgeSecret }).vars),
+    ).toMatchObject({
+      HATAGO_ACCESS_TOKEN_TTL_SECONDS: "900",
+      HATAGO_REFRESH_TOKEN_TTL_SECONDS: "0",
+    });
+    const unset = configFor("dev", base);
+    const vars = await resolved(
+      workerEnv({ config: unset, accessOidc: undefined, adminAccessAud: undefined, bridgeSecret }).vars,
+    );
+    expect(Object.keys(vars).filter((k) => k.endsWith("_TTL_SECONDS"))).toEqual([]);
+  });
+});
+
 describe("Worker environment: generic OIDC login", () => {
   it("passes the issuer and scopes as variables, the client credentials as secrets", async () => {
     const config = configFor(
