@@ -317,6 +317,8 @@ export class Multiplexer {
     this.serverRequestsByChild.clear();
     if (parked) for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#parkedError());
     if (!expected) this.#o.log.debug("child.down", { child: this.label, parked });
+    // A parked child nobody uses is forgotten after the idle timeout like any other.
+    if (parked) this.#maybeIdle();
   }
 
   #timeout(call: PendingCall): void {
