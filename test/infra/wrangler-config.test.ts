@@ -38,12 +38,8 @@ function generated(hosting: "workers-dev" | "custom-domain" = "workers-dev"): Wr
   });
 }
 
-/** Runs a config through wrangler's reader; fails on any warning or error it prints. */
-async function validate(config: WranglerConfig): Promise<WranglerConfig & object> {
-  const file = path.join(dir, `wrangler-${Math.random().toString(36).slice(2)}.jsonc`);
-  // The deploy command makes paths absolute the same way (infra/deploy/wrangler.ts).
-  const main = config.main ? path.join(REPO_ROOT, config.main) : undefined;
-  await writeFile(file, JSON.stringify({ ...config, ...(main ? { main } : {}) }));
+/** Runs a config file through wrangler's reader; fails on any warning or error it prints. */
+function validateFile(file: string): WranglerConfig & object {
   const printed: unknown[][] = [];
   const spies = (["warn", "error", "log"] as const).map((level) =>
     vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
@@ -57,6 +53,14 @@ async function validate(config: WranglerConfig): Promise<WranglerConfig & object
   } finally {
     for (const spy of spies) spy.mockRestore();
   }
+}
+
+/** Writes a generated config as the deploy command does (paths made absolute) and validates it. */
+async function validate(config: WranglerConfig): Promise<WranglerConfig & object> {
+  const file = path.join(dir, `wrangler-${Math.random().toString(36).slice(2)}.jsonc`);
+  const main = config.main ? path.join(REPO_ROOT, config.main) : undefined;
+  await writeFile(file, JSON.stringify({ ...config, ...(main ? { main } : {}) }));
+  return validateFile(file);
 }
 
 beforeAll(async () => {
@@ -144,7 +148,7 @@ describe("generated wrangler config: accepted by wrangler's own validation", () 
 
 describe("binding names cannot drift: worker/bindings.ts ⇄ wrangler.jsonc ⇄ the Worker ⇄ the generated config", () => {
   it("every binding in the local wrangler.jsonc uses a name from worker/bindings.ts", async () => {
-    const local = await validate(readLocalConfig());
+    const local = validateFile(path.join(REPO_ROOT, "wrangler.jsonc"));
     const names = [
       ...(local.d1_databases ?? []).map((d) => d.binding),
       ...(local.kv_namespaces ?? []).map((k) => k.binding),
@@ -163,16 +167,19 @@ describe("binding names cannot drift: worker/bindings.ts ⇄ wrangler.jsonc ⇄ 
     expect([...(local.compatibility_flags ?? [])].sort()).toEqual([...COMPATIBILITY_FLAGS].sort());
   });
 
-  it("the local config's Durable Object migrations, if any, are the deployed ones", () => {
+  it("the local config's Durable Object migrations, if any, create the same classes under the same tags", () => {
+    const asSets = (migrations: readonly { tag: string; new_sqlite_classes?: readonly string[] }[]) =>
+      migrations.map((m) => ({ tag: m.tag, new_sqlite_classes: [...(m.new_sqlite_classes ?? [])].sort() }));
     const local = readLocalConfig();
-    if (local.migrations !== undefined) {
-      expect(local.migrations).toEqual(
-        DURABLE_OBJECT_MIGRATIONS.map((m) => ({ ...m, new_sqlite_classes: [...m.new_sqlite_classes] })),
-      );
-    }
+    if (local.migrations !== undefined) expect(asSets(local.migrations)).toEqual(asSets(DURABLE_OBJECT_MIGRATIONS));
     expect(DURABLE_OBJECT_MIGRATIONS.flatMap((m) => m.new_sqlite_classes).sort()).toEqual(
       Object.values(DURABLE_OBJECT_CLASSES).sort(),
     );
+  });
+
+  it("the local config's container, if any, backs the same class as the deployed one", () => {
+    const local = readLocalConfig();
+    for (const container of local.containers ?? []) expect(container.class_name).toBe(DURABLE_OBJECT_CLASSES.bridge);
   });
 
   it("every binding the Worker's Env declares is one the deployed config provides", () => {
