@@ -22,6 +22,10 @@ async function route(ctx: BridgeContext, req: IncomingMessage, res: ServerRespon
   const queryAt = target.indexOf("?");
   const path = queryAt === -1 ? target : target.slice(0, queryAt);
   if (path === BRIDGE_ROUTES.health) return health(ctx, req, res);
+  // SECURITY: browsers send Origin and the Worker never does; refusing it keeps a web page (DNS
+  // rebinding against a local bridge, the CVE-2025-49596 class) from even reaching credential checks.
+  if (req.headers.origin !== undefined)
+    throw new BridgeHttpError(403, "origin_refused", "browser requests are refused");
   if (path === BRIDGE_ROUTES.execute) return handleExecute(ctx, req, res);
   if (path.startsWith(BRIDGE_ROUTES.mcpPrefix) && path.endsWith(BRIDGE_ROUTES.mcpSuffix)) {
     const id = path.slice(BRIDGE_ROUTES.mcpPrefix.length, path.length - BRIDGE_ROUTES.mcpSuffix.length);

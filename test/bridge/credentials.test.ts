@@ -174,6 +174,23 @@ describe("server id routing bypass attempts (exact match, no decoding)", () => {
   });
 });
 
+describe("browser requests (DNS rebinding, CVE-2025-49596 class)", () => {
+  it("a request carrying Origin is refused 403 even with a valid credential", async () => {
+    const res = await fetch(bridge.url("everything"), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json",
+        origin: "https://evil.example",
+        [BRIDGE_CREDENTIAL_HEADER]: await bridge.mint("github:alice", "everything"),
+      },
+      body: JSON.stringify(INIT),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: { code: "origin_refused" } });
+  });
+});
+
 describe("/health", () => {
   it("needs no credential and reveals no principal, session or secret", async () => {
     const session = await rawSession(bridge, "github:health-probe-user", "everything");
