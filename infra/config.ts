@@ -1,10 +1,10 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ENVIRONMENTS, type Environment, environmentForStack } from "../policies/index.ts";
+import { ConfigReader, type ConfigSource } from "./config-reader.ts";
 import { isPreviewStack, type Names, namesFor, STACK_NAME } from "./naming.ts";
 
-/** The config namespace: the project name in Pulumi.yaml. Keys are written `hatago:<key>`. */
-export const CONFIG_NAMESPACE = "hatago";
+export { CONFIG_NAMESPACE, type ConfigSource, pulumiConfigSource } from "./config-reader.ts";
 
 export const LOGIN_PROVIDERS = ["mock", "github", "access", "oidc"] as const;
 export type LoginProvider = (typeof LOGIN_PROVIDERS)[number];
@@ -104,218 +104,129 @@ export class ConfigError extends Error {
   }
 }
 
-/** Where config comes from: `pulumi.Config` in a deployment, a plain map in tests. */
-export interface ConfigSource {
-  /** The raw value (objects and lists as JSON text), or undefined. */
-  get(key: string): string | undefined;
-  /** The value as a Pulumi secret, or undefined. */
-  getSecret(key: string): pulumi.Output<string> | undefined;
-}
-
-export function pulumiConfigSource(): ConfigSource {
-  const config = new pulumi.Config(CONFIG_NAMESPACE);
-  return { get: (key) => config.get(key), getSecret: (key) => config.getSecret(key) };
-}
-
 const accountIdSchema = z.string().regex(/^[0-9a-f]{32}$/, "a Cloudflare account id is 32 lowercase hex characters");
 const hostnameSchema = z
   .string()
   .regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, "a lowercase DNS hostname");
 const subdomainSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "one DNS label, lowercase");
 const stringList = z.array(z.string().min(1));
+const accessTeamSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.cloudflareaccess\.com)?$/, "a team name or its domain");
+const githubClientIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "a GitHub OAuth client id");
+const githubOrgSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, "a GitHub organisation login");
+const issuerSchema = z.url({ protocol: /^https$/, hostname: z.regexes.domain });
+const scopeSchema = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, "an OAuth scope");
 const emailList = z.array(z.string().regex(/^[^\s@]+@[^\s@]+$/, "an email address"));
 const domainList = z.array(hostnameSchema);
 
 /** Reads and validates a stack's config. Throws one ConfigError listing every problem. */
 export function parseStackConfig(stack: string, source: ConfigSource): StackConfig {
-  const problems: string[] = [];
-  const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
-
-  const read = <T>(name: string, schema: z.ZodType<T>, options: { json?: boolean } = {}): T | undefined => {
-    const raw = source.get(name);
-    if (raw === undefined || raw === "") return undefined;
-    let value: unknown = raw;
-    if (options.json) {
-      try {
-        value = JSON.parse(raw);
-      } catch {
-        problems.push(`${key(name)}: expected a YAML list or object in the stack file, got ${JSON.stringify(raw)}`);
-        return undefined;
-      }
-    }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => (i.path.length ? `[${i.path.join(".")}] ` : "") + i.message);
-      problems.push(`${key(name)}: ${detail.join("; ")}`);
-      return undefined;
-    }
-    return parsed.data;
-  };
-  const requireKey = (name: string, why: string, hint: string) =>
-    problems.push(`${key(name)}: required ${why} (${hint})`);
-  const requireSecret = (name: string, why: string): pulumi.Output<string> => {
-    const value = source.getSecret(name);
-    if (value === undefined) {
-      requireKey(name, why, `pulumi config set --secret ${key(name)} <value>`);
-      return pulumi.secret("");
-    }
-    return value;
-  };
+  const r = new ConfigReader(source);
+  const key = (name: string) => r.key(name);
 
   if (!STACK_NAME.test(stack)) {
-    problems.push(
+    r.problems.push(
       `stack "${stack}": Cloudflare names are built from it, so use lowercase letters, digits and dashes (at most 40)`,
     );
   }
   const isPreview = isPreviewStack(stack);
 
-  const accountId = read("accountId", accountIdSchema);
-  if (accountId === undefined && source.get("accountId") === undefined) {
-    requireKey("accountId", "for every stack", `pulumi config set ${key("accountId")} <32-hex account id>`);
-  }
+  const accountId = r.require(
+    "accountId",
+    accountIdSchema,
+    "for every stack",
+    `pulumi config set ${key("accountId")} <32-hex account id>`,
+  );
 
   let environment: Environment = "dev";
-  const explicitEnvironment = read("policyEnvironment", z.enum(ENVIRONMENTS));
+  const explicitEnvironment = r.read("policyEnvironment", z.enum(ENVIRONMENTS));
   if (explicitEnvironment) environment = explicitEnvironment;
-  else if (source.get("policyEnvironment") === undefined) {
+  else if (!r.isSet("policyEnvironment")) {
     try {
       environment = environmentForStack(stack);
     } catch {
-      requireKey("policyEnvironment", `for stack "${stack}"`, `one of ${ENVIRONMENTS.join(", ")}`);
+      r.fail("policyEnvironment", `required for stack "${stack}" (one of ${ENVIRONMENTS.join(", ")})`);
     }
   }
   if (stack === "prod" && environment !== "prod") {
-    problems.push(`${key("policyEnvironment")}: the prod stack must use the prod policy, not "${environment}"`);
+    r.fail("policyEnvironment", `the prod stack must use the prod policy, not "${environment}"`);
   }
 
   // Login provider. The mock is a development switch: it is the default only where nobody outside can
   // reach real data (dev, previews, whose staging policy binds no mock identity), and refused in prod.
   const providerDefault: LoginProvider | undefined = stack === "dev" || isPreview ? "mock" : undefined;
-  const provider = read("loginProvider", z.enum(LOGIN_PROVIDERS)) ?? providerDefault;
-  if (provider === undefined && source.get("loginProvider") === undefined) {
-    requireKey("loginProvider", `for stack "${stack}"`, LOGIN_PROVIDERS.join(" | "));
-  }
+  const provider = r.isSet("loginProvider")
+    ? r.read("loginProvider", z.enum(LOGIN_PROVIDERS))
+    : (providerDefault ?? r.fail("loginProvider", `required for stack "${stack}" (${LOGIN_PROVIDERS.join(" | ")})`));
   if (provider === "mock" && environment === "prod") {
     // SECURITY: the mock login lets anyone claim any identity. Production must never run it.
-    problems.push(`${key("loginProvider")}: "mock" is refused for the prod policy environment`);
+    r.fail("loginProvider", '"mock" is refused for the prod policy environment');
   }
 
-  const accessTeam = read(
-    "accessTeam",
-    z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.cloudflareaccess\.com)?$/, "a team name or its domain"),
-  );
+  const accessTeam = r.read("accessTeam", accessTeamSchema);
   const accessTeamDomain = accessTeam
     ? accessTeam.endsWith(".cloudflareaccess.com")
       ? accessTeam
       : `${accessTeam}.cloudflareaccess.com`
     : undefined;
-
-  let login: LoginConfig = { provider: "mock" };
-  if (provider === "github") {
-    const clientId = read("githubClientId", z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "a GitHub OAuth client id"));
-    if (clientId === undefined && source.get("githubClientId") === undefined) {
-      requireKey("githubClientId", 'when loginProvider is "github"', `pulumi config set ${key("githubClientId")} <id>`);
-    }
-    const clientSecret = requireSecret("githubClientSecret", 'when loginProvider is "github"');
-    const orgAllowlist =
-      read(
-        "githubOrgAllowlist",
-        z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, "a GitHub organisation login")),
-        {
-          json: true,
-        },
-      ) ?? [];
-    login = { provider, clientId: clientId ?? "", clientSecret, orgAllowlist };
-  } else if (provider === "access") {
-    if (accessTeamDomain === undefined && source.get("accessTeam") === undefined) {
-      requireKey("accessTeam", 'when loginProvider is "access"', "your Zero Trust team name, e.g. acme");
-    }
-    login = { provider };
-  } else if (provider === "oidc") {
-    const issuer = read("oidcIssuer", z.url({ protocol: /^https$/, hostname: z.regexes.domain }));
-    if (issuer === undefined && source.get("oidcIssuer") === undefined) {
-      requireKey("oidcIssuer", 'when loginProvider is "oidc"', "the issuer URL, https://…");
-    }
-    const scopes = read(
-      "oidcScopes",
-      z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, "an OAuth scope")),
-      {
-        json: true,
-      },
-    );
-    if (scopes && scopes.length > 0 && !scopes.includes("openid")) {
-      problems.push(`${key("oidcScopes")}: must include openid`);
-    }
-    login = {
-      provider,
-      issuer: issuer ?? "",
-      clientId: requireSecret("oidcClientId", 'when loginProvider is "oidc"'),
-      clientSecret: requireSecret("oidcClientSecret", 'when loginProvider is "oidc"'),
-      scopes: scopes ?? [],
-      groupsClaim: read("oidcGroupsClaim", z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, "a claim name")),
-    };
-  }
+  const login = provider === undefined ? { provider: "mock" as const } : parseLogin(r, provider);
 
   const allowList = (emailsKey: string, domainsKey: string): AccessAllowList => ({
-    emails: read(emailsKey, emailList, { json: true }) ?? [],
-    emailDomains: read(domainsKey, domainList, { json: true }) ?? [],
+    emails: r.read(emailsKey, emailList, { json: true }) ?? [],
+    emailDomains: r.read(domainsKey, domainList, { json: true }) ?? [],
   });
   const accessLogin = allowList("accessLoginEmails", "accessLoginEmailDomains");
   const admin = allowList("adminEmails", "adminEmailDomains");
   const adminAccess = admin.emails.length + admin.emailDomains.length > 0 ? admin : undefined;
 
   // Hosting: a custom domain on a zone in the account, or the account's workers.dev subdomain.
-  const domain = read("domain", hostnameSchema);
-  const subdomain = read("workersDevSubdomain", subdomainSchema);
+  const domain = r.read("domain", hostnameSchema);
+  const subdomain = r.read("workersDevSubdomain", subdomainSchema);
   let hosting: Hosting = { kind: "workers-dev", hostname: "invalid.workers.dev", subdomain: "invalid" };
   if (domain !== undefined) {
-    if (isPreview) problems.push(`${key("domain")}: preview stacks always use workers.dev; remove the domain`);
+    if (isPreview) r.fail("domain", "preview stacks always use workers.dev; remove the domain");
     hosting = { kind: "custom-domain", hostname: domain };
   } else if (subdomain !== undefined) {
     hosting = { kind: "workers-dev", subdomain, hostname: `${namesFor(stack).worker}.${subdomain}.workers.dev` };
-  } else if (source.get("domain") === undefined && source.get("workersDevSubdomain") === undefined) {
-    requireKey(
+  } else if (!r.isSet("domain") && !r.isSet("workersDevSubdomain")) {
+    r.fail(
       "workersDevSubdomain",
-      `when ${key("domain")} is not set`,
-      "the <name> of your account's <name>.workers.dev, from the Workers dashboard",
+      `required when ${key("domain")} is not set (the <name> of your account's <name>.workers.dev, from the Workers dashboard)`,
     );
   }
   const baseUrl = `https://${hosting.hostname}`;
 
-  const origins = read("allowedOrigins", stringList, { json: true }) ?? [];
+  const origins = r.read("allowedOrigins", stringList, { json: true }) ?? [];
   for (const origin of origins) {
     if (!isOrigin(origin, environment)) {
-      problems.push(
-        `${key("allowedOrigins")}: "${origin}" is not an https origin (scheme://host[:port], nothing after; ` +
-          "plain http only for a loopback host in dev)",
+      r.fail(
+        "allowedOrigins",
+        `"${origin}" is not an https origin (scheme://host[:port], nothing after; plain http only for a loopback host in dev)`,
       );
     }
   }
   const allowedOrigins = [...new Set(origins)].filter((o) => o !== baseUrl);
 
   const defaults = CONTAINER_DEFAULTS[isPreview ? "preview" : environment];
-  const instanceType = read("instanceType", z.enum(INSTANCE_TYPES)) ?? defaults.instanceType;
+  const instanceType = r.read("instanceType", z.enum(INSTANCE_TYPES)) ?? defaults.instanceType;
   const maxInstances =
-    read("maxInstances", z.coerce.number().int().min(1).max(MAX_INSTANCES_LIMIT, `at most ${MAX_INSTANCES_LIMIT}`)) ??
+    r.read("maxInstances", z.coerce.number().int().min(1).max(MAX_INSTANCES_LIMIT, `at most ${MAX_INSTANCES_LIMIT}`)) ??
     defaults.maxInstances;
 
   const production = environment === "prod";
-  const protectRaw = read("protectData", z.enum(["true", "false"]));
+  const protectRaw = r.read("protectData", z.enum(["true", "false"]));
   const protectData = protectRaw === undefined ? production : protectRaw === "true";
-  if (production && !protectData) {
-    problems.push(`${key("protectData")}: production data is always protected; remove the setting`);
-  }
-  if (isPreview && protectData) {
-    problems.push(`${key("protectData")}: preview stacks are destroyed when the pull request closes`);
-  }
+  if (production && !protectData) r.fail("protectData", "production data is always protected; remove the setting");
+  if (isPreview && protectData) r.fail("protectData", "preview stacks are destroyed when the pull request closes");
 
   const tokenLifetimes: Partial<Record<TokenLifetimeKey, number>> = {};
   for (const name of Object.keys(TOKEN_LIFETIME_VARIABLES) as TokenLifetimeKey[]) {
-    const seconds = read(name, z.coerce.number().int("whole seconds").min(0, "whole seconds"));
+    const seconds = r.read(name, z.coerce.number().int("whole seconds").min(0, "whole seconds"));
     if (seconds !== undefined) tokenLifetimes[name] = seconds;
   }
 
-  if (problems.length > 0) throw new ConfigError(stack, problems);
+  if (r.problems.length > 0) throw new ConfigError(stack, r.problems);
   return {
     stack,
     names: namesFor(stack),
@@ -333,6 +244,46 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     container: { instanceType, maxInstances },
     tokenLifetimes,
   };
+}
+
+/** The login provider's own settings. */
+function parseLogin(r: ConfigReader, provider: LoginProvider): LoginConfig {
+  const when = `when loginProvider is "${provider}"`;
+  switch (provider) {
+    case "mock":
+      return { provider };
+    case "github":
+      return {
+        provider,
+        clientId:
+          r.require(
+            "githubClientId",
+            githubClientIdSchema,
+            when,
+            `pulumi config set ${r.key("githubClientId")} <id>`,
+          ) ?? "",
+        clientSecret: r.requireSecret("githubClientSecret", when),
+        orgAllowlist: r.read("githubOrgAllowlist", z.array(githubOrgSchema), { json: true }) ?? [],
+      };
+    case "access":
+      if (!r.isSet("accessTeam")) r.fail("accessTeam", `required ${when} (your Zero Trust team name, e.g. acme)`);
+      return { provider };
+    case "oidc": {
+      const issuer = r.require("oidcIssuer", issuerSchema, when, "the issuer URL, https://…");
+      const clientId = r.requireSecret("oidcClientId", when);
+      const clientSecret = r.requireSecret("oidcClientSecret", when);
+      const scopes = r.read("oidcScopes", z.array(scopeSchema), { json: true }) ?? [];
+      if (scopes.length > 0 && !scopes.includes("openid")) r.fail("oidcScopes", "must include openid");
+      return {
+        provider,
+        issuer: issuer ?? "",
+        clientId,
+        clientSecret,
+        scopes,
+        groupsClaim: r.read("oidcGroupsClaim", z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, "a claim name")),
+      };
+    }
+  }
 }
 
 /** The Worker's own rule (worker/config.ts): https, or http on a loopback host in dev. */
