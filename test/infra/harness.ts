@@ -161,11 +161,13 @@ export async function runProgram(options: {
     });
 
   const outputs: Record<string, unknown> = { ...(await import("../../infra/index.ts")) };
-  // Let every registration settle: await each exported output, then the event loop.
+  // Let every registration settle: await each exported output, then the RPC queue.
   for (const [key, value] of Object.entries(outputs)) {
     if (pulumi.Output.isInstance(value)) outputs[key] = await resolved(value);
   }
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Every registration holds the runtime's RPC queue open, also one still waiting for its inputs:
+  // draining it means every resource has reached the (mock) engine.
+  await pulumi.runtime.disconnect();
 
   const ofType = (type: string) => registered.filter((r) => r.type === type);
   return {
