@@ -115,7 +115,13 @@ export async function startBridge(env: Record<string, string> = {}): Promise<Bri
     exited.then(() => {
       throw new Error(`bridge exited at start: ${JSON.stringify(logs)} ${stderr}`);
     }),
-  ]);
+  ]).catch(async (error: unknown) => {
+    // Never leave a half-started bridge (and its children) behind: SIGTERM lets it stop them.
+    proc.kill("SIGTERM");
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  });
   const port = Number(listening.port);
   const base = `http://127.0.0.1:${port}`;
   const key = await importBridgeKey(TEST_SECRET);
