@@ -40,7 +40,9 @@ export class DiscoveryCache {
     // SECURITY: OpenID Connect Discovery §4.3: the document must name exactly the issuer we asked, or a
     // compromised or confused document could make us accept another issuer's ID tokens.
     if (doc.issuer !== this.#issuer) {
-      throw new LoginError("unavailable", "The login provider's discovery document names another issuer");
+      throw new LoginError("unavailable", "The login provider's discovery document names another issuer", {
+        reason: "discovery_issuer_mismatch",
+      });
     }
     this.#cached = { doc, fetchedAtMs: Date.now() };
     return doc;

@@ -1,3 +1,5 @@
+import type { z } from "zod";
+
 /**
  * Why an upstream sign-in failed after the browser came back to us. The authorization request is known
  * and validated by then, so each kind maps to an OAuth error redirect back to the MCP client:
@@ -20,4 +22,18 @@ export class LoginError extends Error {
     this.publicMessage = publicMessage;
     this.reason = options.reason ?? kind;
   }
+}
+
+/**
+ * Reads the data a provider saved at `start()`. It comes back from our own storage, so a mismatch means
+ * the sign-in began under another configuration (a provider change mid-flight): start again.
+ */
+export function savedData<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new LoginError("unavailable", "This sign-in began under another configuration; start again", {
+      reason: "saved_data_mismatch",
+    });
+  }
+  return parsed.data;
 }

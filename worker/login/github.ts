@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { LoginConfig } from "../config.ts";
 import type { LoginIdentity } from "../oauth/props.ts";
 import { readOAuthCallback } from "./callback-query.ts";
-import { LoginError } from "./errors.ts";
+import { LoginError, savedData } from "./errors.ts";
 import type { FinishLogin, UpstreamLogin, UpstreamStart } from "./login.types.ts";
 import { authorizationUrl, exchangeCode, newCodeVerifier, type UpstreamClient } from "./oauth-client.ts";
 import { getJson } from "./upstream-http.ts";
@@ -56,8 +56,9 @@ export function githubLogin(config: GitHubConfig, publicUrl: string): UpstreamLo
     async readCallback(request: Request): Promise<FinishLogin> {
       const callback = readOAuthCallback(request);
       return async (raw) => {
-        if ("error" in callback) throw new LoginError("denied", "Sign-in was declined at GitHub");
-        const data = Data.parse(raw);
+        if ("error" in callback)
+          throw new LoginError("denied", "Sign-in was declined at GitHub", { reason: "upstream_declined" });
+        const data = savedData(Data, raw);
         const token = await exchangeCode(client, TOKEN_ENDPOINT, callback.code, data.verifier, TokenResponse);
         // SECURITY: the GitHub token is used for these reads only and then dropped: never stored, never forwarded.
         return identityOf(token.access_token, config.orgAllowlist);
@@ -81,7 +82,9 @@ async function identityOf(accessToken: string, orgAllowlist: readonly string[]):
 
   const orgLogins = new Set([...orgs.map((o) => o.login), ...teams.map((t) => t.organization.login)].map(lower));
   if (orgAllowlist.length > 0 && !orgAllowlist.some((org) => orgLogins.has(org))) {
-    throw new LoginError("denied", "This GitHub account is not a member of an organisation allowed to sign in");
+    throw new LoginError("denied", "This GitHub account is not a member of an organisation allowed to sign in", {
+      reason: "org_not_allowed",
+    });
   }
   const groups = [
     ...[...orgLogins].map((org) => `group:github:${org}`),

@@ -70,20 +70,28 @@ export async function exchangeCode<T>(
     data = (await oauth.validateAuthorizationCode(tokenEndpoint, code, verifier)).data;
   } catch (cause) {
     if (cause instanceof OAuth2RequestError) {
-      throw new LoginError("unverified", "The login provider did not accept the sign-in code", { cause });
+      throw new LoginError("unverified", "The login provider did not accept the sign-in code", {
+        reason: `code_rejected: ${cause.code}`,
+        cause,
+      });
     }
     if (
       cause instanceof ArcticFetchError ||
       cause instanceof UnexpectedResponseError ||
       cause instanceof UnexpectedErrorResponseBodyError
     ) {
-      throw new LoginError("unavailable", "The login provider's token endpoint failed", { cause });
+      throw new LoginError("unavailable", "The login provider's token endpoint failed", {
+        reason: "token_endpoint_unavailable",
+        cause,
+      });
     }
     throw cause;
   }
   // GitHub answers a bad code with HTTP 200 and an `error` member, which arctic's generic client passes on.
   if ("error" in data) {
-    throw new LoginError("unverified", "The login provider did not accept the sign-in code");
+    throw new LoginError("unverified", "The login provider did not accept the sign-in code", {
+      reason: "code_rejected",
+    });
   }
   const parsed = schema.safeParse(data);
   if (!parsed.success) {

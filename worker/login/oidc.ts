@@ -3,7 +3,7 @@ import type { LoginConfig } from "../config.ts";
 import type { LoginIdentity } from "../oauth/props.ts";
 import { readOAuthCallback } from "./callback-query.ts";
 import { DiscoveryCache } from "./discovery.ts";
-import { LoginError } from "./errors.ts";
+import { LoginError, savedData } from "./errors.ts";
 import { IdTokenVerifier } from "./id-token.ts";
 import type { FinishLogin, UpstreamLogin, UpstreamStart } from "./login.types.ts";
 import { authorizationUrl, exchangeCode, newCodeVerifier, randomToken, type UpstreamClient } from "./oauth-client.ts";
@@ -76,7 +76,7 @@ export function oidcLogin(settings: OidcClientSettings, profile: OidcProfile, pu
         if ("error" in callback) {
           throw new LoginError("denied", `Sign-in was declined at ${profile.label}`, { reason: "upstream_declined" });
         }
-        const data = Data.parse(raw);
+        const data = savedData(Data, raw);
         const doc = await discovery.get();
         const tokens = await exchangeCode(client, doc.token_endpoint, callback.code, data.verifier, TokenResponse);
         const claims = await verifier.verify(tokens.id_token, doc, data.nonce);

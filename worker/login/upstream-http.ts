@@ -28,16 +28,16 @@ export async function getJson<T>(
       signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
     });
   } catch (cause) {
-    throw new LoginError("unavailable", `${what} could not be reached`, { cause });
+    throw new LoginError("unavailable", `${what} could not be reached`, { reason: "upstream_unreachable", cause });
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new LoginError("unavailable", `${what} answered HTTP ${response.status}`);
+    throw new LoginError("unavailable", `${what} answered HTTP ${response.status}`, { reason: "upstream_http_error" });
   }
   const length = Number(response.headers.get("Content-Length") ?? "0");
   if (length > MAX_UPSTREAM_BODY_BYTES) {
     await response.body?.cancel();
-    throw new LoginError("unavailable", `${what} answered with too much data`);
+    throw new LoginError("unavailable", `${what} answered with too much data`, { reason: "upstream_too_large" });
   }
   let body: unknown;
   try {
@@ -45,7 +45,10 @@ export async function getJson<T>(
     if (text.length > MAX_UPSTREAM_BODY_BYTES) throw new Error("body too large");
     body = JSON.parse(text);
   } catch (cause) {
-    throw new LoginError("unavailable", `${what} answered with something that is not JSON`, { cause });
+    throw new LoginError("unavailable", `${what} answered with something that is not JSON`, {
+      reason: "upstream_not_json",
+      cause,
+    });
   }
   const parsed = schema.safeParse(body);
   if (!parsed.success) {

@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HttpError } from "../http/errors.ts";
 import { readSingleValueForm } from "../http/form.ts";
 import { applyRedirectHeaders } from "../http/security-headers.ts";
+import { LoginError } from "../login/index.ts";
 import { checkAuthorizeQuery } from "./authorize-request.ts";
 import { consentPage } from "./consent.page.ts";
 import { type AppEnv, MCP_SCOPE, type OAuthRouteDeps } from "./routes.types.ts";
@@ -96,6 +97,8 @@ function checkSameOrigin(request: Request, publicUrl: string): void {
 }
 
 function toHttpError(cause: unknown): never {
+  if (!(cause instanceof LoginError)) throw cause;
+  console.warn(`login: cannot start a sign-in (${cause.reason}): ${cause.publicMessage}`);
   throw new HttpError("upstream_unavailable", "The login provider cannot be reached right now; try again shortly", {
     cause,
   });
