@@ -34,7 +34,13 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.jsonc" },
-            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations") } },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+                // A test-only secret: the configuration requires one, and no deployment ever sees this file.
+                HATAGO_BRIDGE_SECRET: "test-only-bridge-secret-0123456789abcdef",
+              },
+            },
           })),
         ],
         test: {

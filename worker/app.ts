@@ -1,11 +1,13 @@
 import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from "@cloudflare/workers-oauth-provider";
 import { Hono } from "hono";
+import { ADMIN_PATH, createAdminRoutes } from "./admin/admin.routes.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { HttpError } from "./http/errors.ts";
 import { errorPage, stylesheetResponse } from "./http/page.ts";
 import { STYLESHEET_PATH } from "./http/security-headers.ts";
 import { loginFor } from "./login/index.ts";
+import { createMcpHandler, MCP_PATH, SSE_PATH } from "./mcp/index.ts";
 import {
   type AppEnv,
   apiApp,
@@ -28,6 +30,8 @@ export interface HatagoWorker {
  */
 export function createWorker(config: Config): HatagoWorker {
   const login = loginFor(config);
+  const mcp = createMcpHandler({ allowedOrigins: [config.publicUrl, ...config.allowedOrigins] });
+  const admin = createAdminRoutes();
   const app = new Hono<AppEnv>();
   // Set below; the routes only run after the provider exists.
   let options: OAuthProviderOptions<Env> | undefined;
@@ -59,9 +63,11 @@ export function createWorker(config: Config): HatagoWorker {
     // Protected routes, all in one place. Each needs a valid access token for this server (audience = origin).
     apiHandlers: {
       "/api/": apiApp(),
-      // ── MCP gateway mount point ──────────────────────────────────────────────────────────────────────
-      // The gateway (worker/mcp/) mounts its Streamable HTTP and legacy SSE handlers here:
-      //   "/mcp": mcpHandler, "/sse": sseHandler,
+      // The MCP gateway: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse (+ /sse/message).
+      [MCP_PATH]: { fetch: mcp },
+      [SSE_PATH]: { fetch: mcp },
+      // Admin endpoints (kill switch, audit log): the admin level on `*`, decided like every MCP call.
+      [`${ADMIN_PATH}/`]: admin,
     },
     defaultHandler: { fetch: (request, env, ctx) => app.fetch(request, env, ctx) },
   });

@@ -63,6 +63,17 @@ export interface Config {
   readonly tokens: TokenLifetimes;
   /** Browser origins, besides `publicUrl`, that may call the MCP endpoints (used by the gateway's Origin check). */
   readonly allowedOrigins: readonly string[];
+  readonly gateway: GatewaySettings;
+}
+
+export interface GatewaySettings {
+  /** Signs the per-request bridge credentials (container/src/contract.ts); the audit digest key derives from it. */
+  readonly bridgeSecret: string;
+  /**
+   * UNSAFE, local development only: the URL of a bridge process, used instead of the Container binding.
+   * Refused in production, and for any host but loopback.
+   */
+  readonly insecureDevBridgeUrl: string | null;
 }
 
 export interface ConfigProblem {
@@ -98,11 +109,54 @@ export function parseConfig(env: object): ConfigResult {
     ),
   };
   const allowedOrigins = read.originList("HATAGO_ALLOWED_ORIGINS", environment);
+  const gateway = parseGateway(read, environment, warnings);
 
-  if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined) {
+  if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined || !gateway) {
     return { ok: false, problems };
   }
-  return { ok: true, config: { environment, publicUrl, login, tokens, allowedOrigins }, warnings };
+  return { ok: true, config: { environment, publicUrl, login, tokens, allowedOrigins, gateway }, warnings };
+}
+
+/** Bridge credentials need an HMAC key at least as long as the hash (container/src/contract.ts MIN_SECRET_BYTES). */
+const MIN_BRIDGE_SECRET_BYTES = 32;
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+function parseGateway(
+  read: Reader,
+  environment: Environment | undefined,
+  warnings: string[],
+): GatewaySettings | undefined {
+  const secret = read.raw("HATAGO_BRIDGE_SECRET");
+  if (secret === undefined || new TextEncoder().encode(secret).byteLength < MIN_BRIDGE_SECRET_BYTES) {
+    read.fail(
+      "HATAGO_BRIDGE_SECRET",
+      `is required: a random secret of at least ${MIN_BRIDGE_SECRET_BYTES} bytes, shared with the bridge`,
+    );
+    return undefined;
+  }
+  const devUrl = read.raw("HATAGO_INSECURE_DEV_BRIDGE_URL");
+  if (devUrl === undefined) return { bridgeSecret: secret, insecureDevBridgeUrl: null };
+  // SECURITY: this sends tool calls to a plain HTTP process instead of the isolated container.
+  if (environment === "prod") {
+    read.fail(
+      "HATAGO_INSECURE_DEV_BRIDGE_URL",
+      "is for local development only and is refused when HATAGO_ENVIRONMENT=prod",
+    );
+    return undefined;
+  }
+  const url = URL.parse(devUrl);
+  if (
+    url?.protocol !== "http:" ||
+    !LOOPBACK_HOSTS.has(url.hostname) ||
+    url.pathname !== "/" ||
+    url.search ||
+    url.hash
+  ) {
+    read.fail("HATAGO_INSECURE_DEV_BRIDGE_URL", "must be http://127.0.0.1:<port> (or localhost, [::1]) with no path");
+    return undefined;
+  }
+  warnings.push("HATAGO_INSECURE_DEV_BRIDGE_URL is set: tool calls go to a local bridge process, not a container");
+  return { bridgeSecret: secret, insecureDevBridgeUrl: url.origin };
 }
 
 function parseLogin(read: Reader, environment: Environment | undefined, warnings: string[]): LoginConfig | undefined {

@@ -5,4 +5,8 @@
 export interface Env {
   readonly DB: D1Database;
   readonly OAUTH_KV: KVNamespace;
+  /** MCP sessions (class McpSession). */
+  readonly MCP_SESSIONS: DurableObjectNamespace;
+  /** The bridge containers (class BridgeContainer); unused when a local dev bridge URL is set. */
+  readonly BRIDGE?: DurableObjectNamespace;
 }

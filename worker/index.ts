@@ -12,4 +12,7 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 export { createWorker, type HatagoWorker } from "./app.ts";
+// Durable Object classes the runtime instantiates (bindings in wrangler.jsonc / the generated deploy config).
+export { BridgeContainer } from "./bridge/container.ts";
 export { type Config, parseConfig } from "./config.ts";
+export { McpSession } from "./mcp/session.ts";

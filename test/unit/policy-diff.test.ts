@@ -10,6 +10,12 @@ import {
 
 const base = POLICIES.dev;
 
+function role(name: string) {
+  const found = base.roles[name];
+  if (!found) throw new Error(`the dev policy has no role ${name}`);
+  return found;
+}
+
 async function diff(before: Policy, after: Policy) {
   return diffPolicies(await compilePolicy(before), await compilePolicy(after));
 }
@@ -26,8 +32,8 @@ describe("policy diff: who gains or loses which tool", () => {
       roles: {
         ...base.roles,
         reader: {
-          ...base.roles.reader,
-          grants: [...base.roles.reader.grants, { server: "memory", level: "write", allow: ["add_observations"] }],
+          ...role("reader"),
+          grants: [...role("reader").grants, { server: "memory", level: "write", allow: ["add_observations"] }],
         },
       },
     } as Policy);
@@ -55,8 +61,8 @@ describe("policy diff: who gains or loses which tool", () => {
       roles: {
         ...base.roles,
         writer: {
-          ...base.roles.writer,
-          grants: [{ server: "memory", level: "write", deny: ["delete_entities"] }, base.roles.writer.grants[1]],
+          ...role("writer"),
+          grants: [{ server: "memory", level: "write", deny: ["delete_entities"] }, role("writer").grants[1]],
         },
       },
     } as Policy;

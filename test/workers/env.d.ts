@@ -5,6 +5,9 @@ declare global {
     interface Env {
       DB: D1Database;
       OAUTH_KV: KVNamespace;
+      MCP_SESSIONS: DurableObjectNamespace;
+      BRIDGE?: DurableObjectNamespace;
+      HATAGO_BRIDGE_SECRET: string;
       TEST_MIGRATIONS: D1Migration[];
     }
     /** Types `exports.default` (cloudflare:workers) as the Worker's default export. */

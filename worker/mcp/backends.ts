@@ -23,6 +23,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
 import { GatewayError, JSONRPC } from "./errors.ts";
+import { passThroughValidator } from "./pass-through-validator.ts";
 
 /** Sends one HTTP request to the bridge that hosts `server` (path is the bridge's, e.g. `/servers/memory/mcp`). */
 export type BridgeFetch = (server: ServerId, path: string, init: RequestInit) => Promise<Response>;
@@ -93,7 +94,10 @@ export class Backends {
     const transport = new StreamableHTTPClientTransport(new URL(`http://bridge/servers/${server}/mcp`), {
       fetch: (url, init) => this.#fetch(server, pathOf(url), init ?? {}),
     });
-    const client = new Client(GATEWAY_INFO, { capabilities: this.#capabilities });
+    const client = new Client(GATEWAY_INFO, {
+      capabilities: this.#capabilities,
+      jsonSchemaValidator: passThroughValidator,
+    });
     const connection: Connection = { client, transport, tools: null };
     const hooks = this.#hooks;
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {

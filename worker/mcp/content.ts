@@ -6,7 +6,6 @@ import {
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
-  McpError,
   type Prompt,
   ReadResourceRequestSchema,
   type Resource,
@@ -21,6 +20,7 @@ import { writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Backends } from "./backends.ts";
 import { contextOf } from "./context.ts";
+import { RpcError } from "./errors.ts";
 import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri } from "./names.ts";
 import type { ToolDeps } from "./tools.ts";
 
@@ -58,7 +58,7 @@ async function collect<T>(
 }
 
 /** Same wording for "no such resource/prompt" and "not yours": a denial reveals nothing. */
-const notFound = (what: string, name: string) => new McpError(ErrorCode.InvalidParams, `${what} ${name} not found`);
+const notFound = (what: string, name: string) => new RpcError(ErrorCode.InvalidParams, `${what} ${name} not found`);
 
 export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   const target = async (

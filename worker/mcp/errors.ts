@@ -41,3 +41,16 @@ export function jsonRpcErrorResponse(error: GatewayError, id: string | number | 
     headers,
   });
 }
+
+/**
+ * An error an SDK request handler throws to answer with exactly this JSON-RPC code and message. (The
+ * SDK's McpError prefixes "MCP error <code>:" to its message, which clients then prefix again.)
+ */
+export class RpcError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "RpcError";
+    this.code = code;
+  }
+}

@@ -4,6 +4,7 @@ import { isServerId, type ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
 import type { AuditEntry } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import { RpcError } from "./errors.ts";
 import { EXECUTE_STDIO_TOOL } from "./names.ts";
 
 /** Sends one JSON-RPC request to a server's process through the bridge's `/execute`; resolves to its response. */
@@ -77,8 +78,8 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
       argsDigest: digest,
     });
     if (decision && !decision.allow)
-      throw new McpError(ErrorCode.InvalidParams, `Tool ${EXECUTE_STDIO_TOOL} not found`);
-    throw new McpError(
+      throw new RpcError(ErrorCode.InvalidParams, `Tool ${EXECUTE_STDIO_TOOL} not found`);
+    throw new RpcError(
       ErrorCode.InvalidParams,
       `Invalid arguments for ${EXECUTE_STDIO_TOOL}: ${parsed.success ? "unknown server" : parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
     );
@@ -99,7 +100,7 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
     });
     return { content: [{ type: "text", text: JSON.stringify(response) }], structuredContent: { response } };
   } catch (error) {
-    if (error instanceof McpError) throw error;
+    if (error instanceof RpcError || error instanceof McpError) throw error;
     await audit(deps, ctx, {
       action: "execute_stdio",
       server,
@@ -110,7 +111,7 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
       durationMs: Date.now() - started,
       argsDigest: digest,
     });
-    throw new McpError(
+    throw new RpcError(
       ErrorCode.InternalError,
       `The "${server}" server is not available right now; try again shortly.`,
     );

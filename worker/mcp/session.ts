@@ -14,6 +14,7 @@ import type { ServerId } from "../../policies/catalog.ts";
 import { auditKeyFrom } from "../audit/audit.ts";
 import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
+import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
 import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
@@ -22,7 +23,8 @@ import { authInfoFor } from "./context.ts";
 import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { qualifyUri } from "./names.ts";
-import { type GatewaySettings, gatewaySettingsFrom, type SessionEnv } from "./settings.ts";
+import { passThroughValidator } from "./pass-through-validator.ts";
+import type { SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
 import { registerToolHandlers } from "./tools.ts";
 
@@ -70,7 +72,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     const info = decodeInternal(request.headers.get(INTERNAL_HEADER));
     if (!info) return new Response("bad internal request", { status: 500 });
     try {
-      this.#settings ??= gatewaySettingsFrom(this.env);
+      this.#settings ??= gatewaySettingsOf(this.env);
       const meta = this.#meta ?? (await this.ctx.storage.get<SessionMeta>("meta")) ?? null;
       // SECURITY: the object name already includes the principal; this is the second lock on the door.
       if (meta && meta.principal !== info.caller.principal) throw sessionNotFound();
@@ -171,7 +173,7 @@ export class McpSession extends DurableObject<SessionEnv> {
 
   /** Builds the SDK server and its transport for this session. */
   async #build(info: InternalInfo, kind: "streamable" | "sse") {
-    const settings = this.#settings ?? gatewaySettingsFrom(this.env);
+    const settings = this.#settings ?? gatewaySettingsOf(this.env);
     this.#keys ??= (async () => ({
       bridge: await importBridgeKey(settings.bridgeSecret),
       audit: await auditKeyFrom(settings.bridgeSecret),
@@ -190,6 +192,7 @@ export class McpSession extends DurableObject<SessionEnv> {
         completions: {},
       },
       instructions: INSTRUCTIONS,
+      jsonSchemaValidator: passThroughValidator,
     });
     const backends = () => {
       this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server));
@@ -291,6 +294,13 @@ export class McpSession extends DurableObject<SessionEnv> {
     }
     await this.ctx.storage.deleteAll();
   }
+}
+
+/** The Worker refuses every request while the configuration is invalid, so this only fails on a bug. */
+function gatewaySettingsOf(env: SessionEnv): GatewaySettings {
+  const parsed = parseConfig(env);
+  if (!parsed.ok) throw new GatewayError(503, JSONRPC.internalError, "The gateway is not configured correctly.");
+  return parsed.config.gateway;
 }
 
 function sessionNotFound(): GatewayError {

@@ -16,6 +16,7 @@ import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
 import type { Backends } from "./backends.ts";
 import { contextOf } from "./context.ts";
+import { RpcError } from "./errors.ts";
 import { type ExecuteFn, executeStdioTool, runExecuteStdio } from "./execute-stdio.ts";
 import { EXECUTE_STDIO_TOOL, parseQualifiedName, qualifyName } from "./names.ts";
 
@@ -42,12 +43,12 @@ export function mayUseServer(ctx: RequestContext, server: ServerId): boolean {
  * SECURITY: the answer for a tool that does not exist and for one the caller may not use is the same
  * error, word for word, so a denial reveals nothing about what exists.
  */
-function unknownTool(name: string): McpError {
-  return new McpError(ErrorCode.InvalidParams, `Tool ${name} not found`);
+function unknownTool(name: string): RpcError {
+  return new RpcError(ErrorCode.InvalidParams, `Tool ${name} not found`);
 }
 
 const auditUnavailable = () =>
-  new McpError(
+  new RpcError(
     ErrorCode.InternalError,
     "The audit log is unavailable, so the call was not completed. Try again shortly.",
   );
@@ -141,7 +142,8 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
       });
       return result;
     } catch (error) {
-      if (error instanceof McpError && error.message === auditUnavailable().message) throw error;
+      // Our own errors (the audit log failing) are already the answer.
+      if (error instanceof RpcError) throw error;
       // The backend answered with a JSON-RPC error, or the request never completed (bridge down, timeout).
       const isRpc =
         error instanceof McpError &&
@@ -159,7 +161,7 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
         argsDigest: digest,
       });
       if (isRpc) throw error;
-      throw new McpError(
+      throw new RpcError(
         ErrorCode.InternalError,
         `The "${target.server}" server is not available right now; try again shortly.`,
       );

@@ -1,0 +1,187 @@
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { compilePolicy, POLICIES, seedSql } from "../../policies/index.ts";
+import { assertPortFree, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
+import { REPO_ROOT } from "./server-tools.ts";
+
+/** wrangler dev is usually ready in 2–4 s here; the first start after install can take much longer. */
+const WORKER_READY_TIMEOUT_MS = 90_000;
+const BRIDGE_READY_TIMEOUT_MS = 20_000;
+
+/** Wrangler and Miniflare stay offline: no telemetry, no update check, no cf.json download. */
+export const WRANGLER_OFFLINE_ENV = {
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  WRANGLER_NO_SKILLS_UPDATE_PROMPTS: "true",
+  DO_NOT_TRACK: "1",
+} as const;
+
+export interface LocalStackOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly bridgePort: number;
+  readonly inspectorPort: number;
+  /** Local D1/KV/Durable Object data, the bridge's data and the dev secret; kept between runs. */
+  readonly stateDir: string;
+  readonly log: (source: string, line: string) => void;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly mcpUrl: string;
+  readonly bridgeUrl: string;
+  readonly processes: readonly Managed[];
+  stop(): Promise<void>;
+}
+
+export function localStackOptionsFromEnv(env: NodeJS.ProcessEnv, log: LocalStackOptions["log"]): LocalStackOptions {
+  const port = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65_535)
+      throw new Error(`${name} must be a port number (1–65535), not "${raw}"`);
+    return n;
+  };
+  const host = env.HATAGO_HOST?.trim() || "127.0.0.1";
+  const p = port("HATAGO_PORT", 8787);
+  return {
+    host,
+    port: p,
+    bridgePort: port("HATAGO_BRIDGE_PORT", p + 3),
+    inspectorPort: port("HATAGO_INSPECTOR_PORT", 9229),
+    stateDir: path.resolve(env.HATAGO_STATE_DIR?.trim() || path.join(REPO_ROOT, ".hatago")),
+    log,
+  };
+}
+
+/**
+ * Brings up the whole product on this machine: D1 migrated and seeded with the dev policy, the bridge
+ * with the catalog's servers, and the Worker in workerd with mock login. `npm start` and the end-to-end
+ * tests both use this. Everything it starts is stopped by `stop()`.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const { host, port, bridgePort, inspectorPort, stateDir, log } = options;
+  await assertPortFree(host, port, "HATAGO_PORT");
+  await assertPortFree("127.0.0.1", bridgePort, "HATAGO_BRIDGE_PORT");
+  await assertPortFree("127.0.0.1", inspectorPort, "HATAGO_INSPECTOR_PORT");
+
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const secret = await devSecret(stateDir);
+  const persistTo = path.join(stateDir, "wrangler");
+  const env = { ...process.env, ...WRANGLER_OFFLINE_ENV };
+  const wrangler = path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js");
+
+  await run(
+    "migrations",
+    process.execPath,
+    [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo],
+    env,
+    log,
+  );
+  const compiled = await compilePolicy(POLICIES.dev);
+  const seedFile = path.join(stateDir, "seed.sql");
+  await writeFile(seedFile, seedSql(compiled));
+  await run(
+    "seed",
+    process.execPath,
+    [wrangler, "d1", "execute", "DB", "--local", "--persist-to", persistTo, "--file", seedFile],
+    env,
+    log,
+  );
+  log("stack", `policy "dev" ${compiled.hash.slice(0, 12)} seeded`);
+
+  const started: Managed[] = [];
+  const stop = async () => {
+    for (const proc of started.reverse()) await stopManaged(proc);
+  };
+  try {
+    const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+    const bridge = startManaged("bridge", process.execPath, [path.join(REPO_ROOT, "container/src/main.ts")], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HATAGO_BRIDGE_SECRET: secret,
+        HOST: "127.0.0.1",
+        PORT: String(bridgePort),
+        HATAGO_BRIDGE_DATA_DIR: path.join(stateDir, "bridge-data"),
+      },
+      onLine: (line) => log("bridge", line),
+    });
+    started.push(bridge);
+    await waitForHealthy(`${bridgeUrl}/health`, bridge, BRIDGE_READY_TIMEOUT_MS);
+
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const envFile = path.join(stateDir, "dev.env");
+    await writeFile(
+      envFile,
+      [
+        `HATAGO_BRIDGE_SECRET=${secret}`,
+        `HATAGO_INSECURE_DEV_BRIDGE_URL=${bridgeUrl}`,
+        `HATAGO_PUBLIC_URL=${url}`,
+        "HATAGO_ENVIRONMENT=dev",
+        "HATAGO_LOGIN_PROVIDER=mock",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const worker = startManaged(
+      "worker",
+      process.execPath,
+      [
+        wrangler,
+        "dev",
+        "--ip",
+        host,
+        "--port",
+        String(port),
+        "--inspector-port",
+        String(inspectorPort),
+        "--persist-to",
+        persistTo,
+        "--env-file",
+        envFile,
+        "--show-interactive-dev-session=false",
+        "--log-level",
+        "warn",
+      ],
+      { cwd: REPO_ROOT, env, onLine: (line) => log("worker", line) },
+    );
+    started.push(worker);
+    await waitForHealthy(`${url}/health`, worker, WORKER_READY_TIMEOUT_MS);
+    return { url, mcpUrl: `${url}/mcp`, bridgeUrl, processes: [...started], stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** A random secret for the Worker ⇄ bridge credential, made once per state directory and kept private. */
+async function devSecret(stateDir: string): Promise<string> {
+  const file = path.join(stateDir, "bridge-secret");
+  try {
+    const existing = (await readFile(file, "utf8")).trim();
+    if (existing.length >= 43) return existing;
+  } catch {
+    // First start.
+  }
+  const secret = randomBytes(32).toString("base64url");
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return secret;
+}
+
+async function run(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  log: LocalStackOptions["log"],
+): Promise<void> {
+  const proc = startManaged(name, command, args, { cwd: REPO_ROOT, env, onLine: (line) => log(name, line) });
+  const code = await proc.exited;
+  if (code !== 0) throw new Error(`${name} failed (exit code ${code}); see its output above`);
+}

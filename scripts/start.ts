@@ -1,0 +1,45 @@
+// Usage: npm start   (settings: HATAGO_HOST, HATAGO_PORT, HATAGO_BRIDGE_PORT, HATAGO_INSPECTOR_PORT, HATAGO_STATE_DIR)
+// Runs the whole gateway on this machine with mock login. Ctrl-C stops everything it started.
+import { type LocalStack, localStackOptionsFromEnv, startLocalStack } from "./lib/local-stack.ts";
+
+const quiet = new Set(["migrations", "seed"]);
+const log = (source: string, line: string) => {
+  if (quiet.has(source) && !/error|✘/i.test(line)) return;
+  if (line.trim()) process.stdout.write(`[${source}] ${line}\n`);
+};
+
+let stack: LocalStack | null = null;
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    process.stdout.write("\nStopping…\n");
+    await stack?.stop();
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+try {
+  stack = await startLocalStack(localStackOptionsFromEnv(process.env, log));
+} catch (error) {
+  process.stderr.write(`\nnpm start: ${error instanceof Error ? error.message : String(error)}\n`);
+  await shutdown(1);
+}
+const { url, mcpUrl } = stack as LocalStack;
+process.stdout.write(`
+Hatago Auth is running (local mode: mock login, dev policy).
+
+  MCP endpoint:   ${mcpUrl}
+  Legacy SSE:     ${url}/sse
+  Metadata:       ${url}/.well-known/oauth-authorization-server
+
+Connect a client:
+  MCP Inspector:  npx @modelcontextprotocol/inspector   → Transport "Streamable HTTP", URL ${mcpUrl}
+  mcp-remote:     npx mcp-remote ${mcpUrl}
+  mcpServers:     { "mcpServers": { "hatago": { "url": "${mcpUrl}" } } }
+
+Sign in as alice (admin), bob (writer), carol (reader), dave (no role), erin (staff group) or frank (on call).
+Local data is kept in .hatago/ between runs. Press Ctrl-C to stop.
+`);
