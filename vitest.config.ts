@@ -7,6 +7,7 @@ import { defineConfig } from "vitest/config";
  * - bridge:  the container's bridge process with real stdio servers from npm
  * - workers: the Worker inside workerd with real D1, KV and Durable Objects
  * - infra:   the Pulumi program under mocks (process-global runtime: one fork per file)
+ * - e2e:     the local stack as `npm start` runs it, driven by the real MCP SDK client and Chromium
  */
 export default defineConfig({
   test: {
@@ -19,6 +20,19 @@ export default defineConfig({
           environment: "node",
           pool: "forks",
           testTimeout: 30_000,
+        },
+      },
+      {
+        // Real processes on 127.0.0.1 (wrangler dev + bridge + stdio servers), one stack per file; files run
+        // one at a time because a stack uses most of a 2-core machine. Each file owns a port range.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          pool: "forks",
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
         },
       },
       {
