@@ -152,6 +152,15 @@ export const catalogSnapshot = {
           "readOnlyHint": false
         },
         "level": "write"
+      },
+      "trigger-url-elicitation": {
+        "annotations": {
+          "destructiveHint": false,
+          "idempotentHint": false,
+          "openWorldHint": true,
+          "readOnlyHint": false
+        },
+        "level": "write"
       }
     }
   },

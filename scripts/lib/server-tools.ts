@@ -41,7 +41,7 @@ export async function readServerSnapshot(id: ServerId): Promise<ServerSnapshot> 
   // sampling, elicitation or roots requests, and the snapshot must hold the full set.
   const client = new Client(
     { name: "hatago-catalog-snapshot", version: "1.0.0" },
-    { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } },
+    { capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } } },
   );
   client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [] }));
   try {

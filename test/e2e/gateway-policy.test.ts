@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compilePolicy, POLICIES, type Policy, seedSql } from "../../policies/index.ts";
+import { d1Execute } from "./helpers/d1.ts";
+import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
+import type { DemoPerson } from "./helpers/oauth-flow.ts";
+import { startTestStack, type TestStack } from "./helpers/stack.ts";
+
+// Ports 18510–18512.
+let stack: TestStack;
+const sessions = new Map<DemoPerson, Connected>();
+
+async function as(person: DemoPerson): Promise<Connected> {
+  let s = sessions.get(person);
+  if (!s) {
+    s = await connectAs(stack.url, person);
+    sessions.set(person, s);
+  }
+  return s;
+}
+
+beforeAll(async () => {
+  stack = await startTestStack(18510);
+});
+
+afterAll(async () => {
+  for (const s of sessions.values()) await s.client.close().catch(() => {});
+  await stack?.dispose();
+});
+
+const EVERYTHING_READ = [
+  "everything__echo",
+  "everything__get-annotated-message",
+  "everything__get-resource-links",
+  "everything__get-resource-reference",
+  "everything__get-roots-list",
+  "everything__get-structured-content",
+  "everything__get-sum",
+  "everything__get-tiny-image",
+  "everything__trigger-long-running-operation",
+];
+const EVERYTHING_WRITE = [
+  "everything__simulate-research-query",
+  "everything__toggle-simulated-logging",
+  "everything__toggle-subscriber-updates",
+  "everything__trigger-elicitation-request",
+  "everything__trigger-sampling-request",
+  "everything__trigger-url-elicitation",
+];
+const MEMORY_READ = ["memory__open_nodes", "memory__read_graph", "memory__search_nodes"];
+const MEMORY_WRITE = [
+  "memory__add_observations",
+  "memory__create_entities",
+  "memory__create_relations",
+  "memory__delete_entities",
+  "memory__delete_observations",
+  "memory__delete_relations",
+];
+
+/** What each demo person may call under policies/environments/dev.ts, written out by hand. */
+const EXPECTED: Record<DemoPerson, string[]> = {
+  alice: [
+    "execute_stdio",
+    ...EVERYTHING_READ,
+    ...EVERYTHING_WRITE,
+    "everything__get-env",
+    "everything__gzip-file-as-resource",
+    ...MEMORY_READ,
+    ...MEMORY_WRITE,
+  ],
+  bob: [...EVERYTHING_READ, ...EVERYTHING_WRITE, ...MEMORY_READ, ...MEMORY_WRITE],
+  carol: [...EVERYTHING_READ, ...MEMORY_READ],
+  dave: [],
+  erin: ["everything__echo", "everything__get-sum", "everything__simulate-research-query"],
+  frank: ["execute_stdio", ...MEMORY_READ, ...MEMORY_WRITE],
+};
+const ALL_TOOLS = [...new Set(Object.values(EXPECTED).flat())];
+
+/** Arguments that make each tool finish quickly and harmlessly (validation errors are fine: they are not denials). */
+const SAFE_ARGS: Record<string, Record<string, unknown>> = {
+  everything__echo: { message: "matrix" },
+  "everything__get-sum": { a: 1, b: 2 },
+  "everything__trigger-long-running-operation": { duration: 0.2, steps: 1 },
+  "everything__gzip-file-as-resource": {},
+  execute_stdio: { server: "memory", message: { jsonrpc: "2.0", id: 1, method: "ping" } },
+};
+
+const notFound = (name: string) => ({ code: -32602, message: `MCP error -32602: Tool ${name} not found` });
+
+describe("the permission matrix of the dev policy (tools/list and tools/call)", () => {
+  for (const person of Object.keys(EXPECTED) as DemoPerson[]) {
+    it(`${person}: tools/list is exactly the permitted set, and every call is allowed or denied as the policy says`, async () => {
+      const { client } = await as(person);
+      const listed = (await client.listTools()).tools.map((t) => t.name).sort();
+      expect(listed).toEqual([...EXPECTED[person]].sort());
+      for (const name of ALL_TOOLS) {
+        const error = await callError(client, name, SAFE_ARGS[name] ?? {});
+        if (EXPECTED[person].includes(name)) expect(error, `${person} may call ${name}`).not.toEqual(notFound(name));
+        else expect(error, `${person} may not call ${name}`).toEqual(notFound(name));
+      }
+    });
+  }
+
+  it("listed tools keep their schemas and annotations, under the server prefix", async () => {
+    const { client } = await as("carol");
+    const echo = (await client.listTools()).tools.find((t) => t.name === "everything__echo");
+    expect(echo?.inputSchema.properties).toHaveProperty("message");
+    expect(echo?.annotations?.readOnlyHint).toBe(true);
+  });
+
+  it("execute_stdio needs execute on that very server (frank: memory only)", async () => {
+    const { client } = await as("frank");
+    const ok = await client.callTool({
+      name: "execute_stdio",
+      arguments: { server: "memory", message: { jsonrpc: "2.0", id: 7, method: "tools/list" } },
+    });
+    expect(JSON.stringify(ok.structuredContent)).toContain("read_graph");
+    expect(
+      await callError(client, "execute_stdio", {
+        server: "everything",
+        message: { jsonrpc: "2.0", id: 1, method: "ping" },
+      }),
+    ).toEqual(notFound("execute_stdio"));
+    // Only a server id and one JSON-RPC request: no command, args, env or cwd can be smuggled in.
+    const smuggled = await callError(client, "execute_stdio", {
+      server: "memory",
+      message: { jsonrpc: "2.0", id: 1, method: "ping" },
+      command: "sh",
+    });
+    expect(smuggled?.message).toContain("Invalid arguments for execute_stdio");
+  });
+});
+
+describe("bypass attempts are answered exactly like a tool that does not exist", () => {
+  const variants = [
+    "Everything__echo",
+    "EVERYTHING__ECHO",
+    "everything__Echo",
+    "everything__echо", // Cyrillic о
+    "ｅverything__echo", // fullwidth e
+    "everything＿＿echo", // fullwidth low lines
+    "every\u200bthing__echo", // zero-width space
+    "everything__echo\u0000",
+    " everything__echo",
+    "everything_echo",
+    "everything:echo",
+    "everything/echo",
+    "../everything__echo",
+    "everything/../memory__read_graph",
+    "everything%5F%5Fecho",
+    "%65verything__echo",
+    "__echo",
+    "everything__",
+  ];
+  for (const name of variants) {
+    it(`case, Unicode, encoding and path variants: ${JSON.stringify(name)}`, async () => {
+      const { client } = await as("carol");
+      expect(await callError(client, name, { message: "x" })).toEqual(notFound(name));
+    });
+  }
+
+  it("an unlisted tool of a server the caller can use (bob and get-env) is not found", async () => {
+    const { client } = await as("bob");
+    expect(await callError(client, "everything__get-env")).toEqual(notFound("everything__get-env"));
+    expect(await callError(client, "everything__no-such-tool")).toEqual(notFound("everything__no-such-tool"));
+  });
+
+  it("a spoofed prefix or another server's id does not reach another server (erin)", async () => {
+    const { client } = await as("erin");
+    for (const name of [
+      "memory__read_graph",
+      "memory__everything__echo",
+      "everything__memory__read_graph",
+      "everything__everything__echo",
+    ]) {
+      expect(await callError(client, name, { message: "x" })).toEqual(notFound(name));
+    }
+  });
+
+  it("a session id of another user is unknown (404)", async () => {
+    const bob = await as("bob");
+    const carol = await as("carol");
+    const bobSession = (bob.transport as { sessionId?: string }).sessionId;
+    expect(bobSession).toBeTruthy();
+    const res = await fetch(`${stack.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${carol.token()}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": bobSession ?? "",
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(res.status).toBe(404);
+    // Bob's own session still works.
+    expect((await bob.client.listTools()).tools.length).toBe(EXPECTED.bob.length);
+  });
+
+  it("a policy re-seed that removes a grant takes effect on the very next call", async () => {
+    const { client } = await as("bob");
+    expect(await callError(client, "memory__read_graph")).toBeNull();
+    const narrowed: Policy = {
+      ...POLICIES.dev,
+      bindings: POLICIES.dev.bindings.filter((b) => b.subject !== "mock:bob"),
+    };
+    await d1Execute(stack.stateDir, seedSql(await compilePolicy(narrowed)));
+    try {
+      expect(await callError(client, "memory__read_graph")).toEqual(notFound("memory__read_graph"));
+      expect((await client.listTools()).tools).toEqual([]);
+    } finally {
+      await d1Execute(stack.stateDir, seedSql(await compilePolicy(POLICIES.dev)));
+    }
+    expect(await callError(client, "memory__read_graph")).toBeNull();
+  });
+});

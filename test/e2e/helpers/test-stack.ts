@@ -1,0 +1,47 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../../scripts/lib/local-stack.ts";
+
+/** Lines of stack output kept for a failure message; the rest is dropped. */
+const LOG_TAIL_LINES = 60;
+
+/**
+ * Ports of one test stack, from the file's own range: the Worker on `base`, the bridge on `base + 1`,
+ * the workerd inspector on `base + 2`. Nothing else of the stack listens.
+ */
+export function stackOptions(base: number, stateDir: string, logs: string[]): LocalStackOptions {
+  return {
+    host: "127.0.0.1",
+    port: base,
+    bridgePort: base + 1,
+    inspectorPort: base + 2,
+    stateDir,
+    log: (source, line) => {
+      logs.push(`[${source}] ${line}`);
+      if (process.env.HATAGO_E2E_VERBOSE) process.stderr.write(`[${source}] ${line}\n`);
+    },
+  };
+}
+
+/** A private state directory under the OS temp dir (D1/KV on disk, bridge data, the dev secret). */
+export async function tempStateDir(label: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), `hatago-e2e-${label}-`));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * `startLocalStack` exactly as `npm start` calls it; a start that fails carries the stack's last output,
+ * since the error itself only says "see its output above".
+ */
+export async function startTestStack(base: number, stateDir: string): Promise<{ stack: LocalStack; logs: string[] }> {
+  const logs: string[] = [];
+  try {
+    return { stack: await startLocalStack(stackOptions(base, stateDir, logs)), logs };
+  } catch (error) {
+    const tail = logs.slice(-LOG_TAIL_LINES).join("\n");
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- stack output ---\n${tail}`, {
+      cause: error,
+    });
+  }
+}
