@@ -22,11 +22,11 @@ import { registerContentHandlers } from "./content.ts";
 import { authInfoFor } from "./context.ts";
 import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
-import { qualifyUri } from "./names.ts";
+import { parseQualifiedName, qualifyUri } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
 import type { SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
-import { registerToolHandlers } from "./tools.ts";
+import { mayUseServer, registerToolHandlers } from "./tools.ts";
 
 /** A session lives at most this long; then its client gets 404 and starts a new one (as MCP specifies). */
 export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
@@ -59,6 +59,7 @@ export class McpSession extends DurableObject<SessionEnv> {
   #server: Server | null = null;
   #transport: WebStandardStreamableHTTPServerTransport | WebSseServerTransport | null = null;
   #backends: Backends | null = null;
+  #backendsOf: (() => Backends) | null = null;
   #meta: SessionMeta | null = null;
   /** Tool calls in flight per server, newest last: server→client requests are tied to the newest. */
   readonly #inFlight = new Map<ServerId, (string | number)[]>();
@@ -130,6 +131,8 @@ export class McpSession extends DurableObject<SessionEnv> {
         );
       }
     }
+    const unavailable = await this.#preflight(body, ctx);
+    if (unavailable) return unavailable;
     const response = await this.#transport.handleRequest(request, { parsedBody: body, authInfo: authInfoFor(ctx, "") });
     if (created && response.ok && isInitializeRequest(body)) {
       await this.#remember({
@@ -141,6 +144,27 @@ export class McpSession extends DurableObject<SessionEnv> {
       });
     }
     return response;
+  }
+
+  /**
+   * A tool call to a server the caller may use, whose bridge connection is not open yet: open it first, so
+   * a bridge that is down or too slow to start is answered at the HTTP layer (503 + Retry-After, with the
+   * JSON-RPC error in the body) instead of hanging inside an event stream.
+   */
+  async #preflight(body: unknown, ctx: RequestContext): Promise<Response | null> {
+    if (!this.#backendsOf || typeof body !== "object" || body === null || Array.isArray(body)) return null;
+    const message = body as { method?: unknown; id?: unknown; params?: { name?: unknown } };
+    if (message.method !== "tools/call" || typeof message.params?.name !== "string") return null;
+    const target = parseQualifiedName(message.params.name);
+    if (!target || !mayUseServer(ctx, target.server)) return null;
+    try {
+      await this.#backendsOf().connection(target.server);
+      return null;
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      const id = typeof message.id === "string" || typeof message.id === "number" ? message.id : null;
+      return jsonRpcErrorResponse(error, id);
+    }
   }
 
   async #openSse(_request: Request, info: InternalInfo, _ctx: RequestContext): Promise<Response> {
@@ -198,6 +222,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server));
       return this.#backends;
     };
+    this.#backendsOf = backends;
     const deps = {
       db: this.#db,
       auditKey: keys.audit,
@@ -284,6 +309,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     const backends = this.#backends;
     const server = this.#server;
     this.#backends = null;
+    this.#backendsOf = null;
     this.#server = null;
     this.#transport = null;
     this.#meta = null;
