@@ -51,7 +51,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
           "The access token does not carry a usable identity; sign in again.",
         );
       const url = new URL(request.url);
-      const { route, sessionId } = routeOf(request, url);
+      const { route, sessionId, fresh } = routeOf(request, url);
       const namespace = env.MCP_SESSIONS;
       if (!namespace)
         throw new GatewayError(503, JSONRPC.internalError, "MCP sessions are not configured for this deployment.");
@@ -62,6 +62,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
         encodeInternal({
           route,
           sessionId,
+          fresh,
           caller: {
             principal: props.data.principal,
             subjects: subjectsOf(props.data),
@@ -79,7 +80,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
   };
 }
 
-function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId: string } {
+function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId: string; fresh: boolean } {
   const method = request.method;
   if (url.pathname === MCP_PATH) {
     if (method !== "POST" && method !== "GET" && method !== "DELETE") throw methodNotAllowed();
@@ -88,22 +89,22 @@ function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId:
     if (given === null) {
       if (method !== "POST")
         throw new GatewayError(400, JSONRPC.connectionClosed, "Mcp-Session-Id header is required.");
-      return { route: "mcp", sessionId: crypto.randomUUID() };
+      return { route: "mcp", sessionId: crypto.randomUUID(), fresh: true };
     }
     if (!SESSION_ID.test(given))
       throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found: start a new session with initialize.");
-    return { route: "mcp", sessionId: given };
+    return { route: "mcp", sessionId: given, fresh: false };
   }
   if (url.pathname === SSE_PATH) {
     if (method !== "GET") throw methodNotAllowed();
-    return { route: "sse-open", sessionId: crypto.randomUUID() };
+    return { route: "sse-open", sessionId: crypto.randomUUID(), fresh: true };
   }
   if (url.pathname === SSE_MESSAGE_PATH) {
     if (method !== "POST") throw methodNotAllowed();
     const given = url.searchParams.get("sessionId");
     if (given === null || !SESSION_ID.test(given))
       throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found.");
-    return { route: "sse-message", sessionId: given };
+    return { route: "sse-message", sessionId: given, fresh: false };
   }
   throw new GatewayError(404, JSONRPC.methodNotFound, "Not found.");
 }

@@ -14,6 +14,8 @@ export type InternalRoute = z.infer<typeof InternalRoute>;
 const InternalInfo = z.strictObject({
   route: InternalRoute,
   sessionId: z.string().regex(/^[\x21-\x7e]{1,128}$/),
+  /** The Worker minted this session id (the request carried none): only an initialize may use it. */
+  fresh: z.boolean(),
   caller: z.strictObject({
     principal: z.string().min(1),
     subjects: z.array(z.string()).max(80),

@@ -108,6 +108,14 @@ export class McpSession extends DurableObject<SessionEnv> {
     const body = request.method === "POST" ? await readJsonBody(request) : undefined;
     let created = false;
     if (!this.#transport) {
+      if (info.fresh && !isInitializeRequest(body)) {
+        // MCP Streamable HTTP: a request without a session id, other than initialize, is a 400.
+        throw new GatewayError(
+          400,
+          JSONRPC.connectionClosed,
+          "Bad Request: Mcp-Session-Id header is required (send initialize first).",
+        );
+      }
       if (!this.#meta && request.method === "POST" && isInitializeRequest(body)) {
         this.#transport = await this.#build(info, "streamable");
         created = true;
