@@ -31,10 +31,11 @@ export async function tempStateDir(label: string): Promise<{ dir: string; remove
 }
 
 /**
- * `startLocalStack` exactly as `npm start` calls it; a start that fails carries the stack's last output,
- * since the error itself only says "see its output above".
+ * `startLocalStack` exactly as `npm start` calls it, on a state directory the caller owns (so a second
+ * start can reuse it; stack.ts's `startTestStack` makes a fresh one each time). A start that fails
+ * carries the stack's last output, since the error itself only says "see its output above".
  */
-export async function startTestStack(base: number, stateDir: string): Promise<{ stack: LocalStack; logs: string[] }> {
+export async function startStackIn(base: number, stateDir: string): Promise<{ stack: LocalStack; logs: string[] }> {
   const logs: string[] = [];
   try {
     return { stack: await startLocalStack(stackOptions(base, stateDir, logs)), logs };
