@@ -2,12 +2,12 @@
 // the stack on 18520–18522, the MCP client's loopback redirect URI (and a page on another origin) on 18529.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { Browser, BrowserContext, Locator } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Response } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalStack } from "../../scripts/lib/local-stack.ts";
 import { REPO_ROOT } from "../../scripts/lib/server-tools.ts";
 import { launchChromium } from "./helpers/chromium.ts";
-import { authorizationUrl, pkcePair, registerPublicClient } from "./helpers/oauth-http.ts";
+import { authorizationUrl, exchangeCode, getWithToken, pkcePair, registerPublicClient } from "./helpers/oauth-http.ts";
 import { type RedirectListener, startRedirectListener } from "./helpers/redirect-listener.ts";
 import { startStackIn, tempStateDir } from "./helpers/test-stack.ts";
 
@@ -117,6 +117,47 @@ describe("consent and mock login pages in real Chromium (issue 5)", () => {
       expect(await textOf(form.locator('button[type="submit"]'))).toMatch(/^Sign in as /);
     }
     await page.screenshot({ path: path.join(ARTIFACTS_DIR, "e2e-mock-login-page.png"), fullPage: true });
+  });
+
+  // Regression: Referrer-Policy no-referrer makes browsers send `Origin: null` on the consent form's post
+  // (Fetch, "serializing a request origin"), which the same-origin check refused with 403.
+  it("Allow, then Bob on the mock login, lands on the redirect URI with a code that /token exchanges (PKCE S256)", async () => {
+    if (!stack || !listener) throw new Error("the stack did not start");
+    const page = await newPage();
+    const { verifier, challenge } = pkcePair();
+    const url = authorizationUrl(stack.url, { clientId, redirectUri, challenge, state: "click-through" });
+    await page.goto(url.toString());
+
+    const responses: Response[] = [];
+    page.on("response", (r) => responses.push(r));
+    const [decision] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/authorize"),
+      page.locator('button[name="decision"][value="approve"]').click(),
+    ]);
+    await page.waitForLoadState();
+    expect(decision.status(), `POST /authorize answered: ${await textOf(page.locator("body"))}`).toBe(302);
+    expect(page.url().startsWith(`${stack.url}/login/mock?`)).toBe(true);
+    const login = responses.find((r) => r.url() === page.url());
+    expect(login?.status()).toBe(200);
+    expectPageSecurityHeaders((await login?.allHeaders()) ?? {});
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "e2e-mock-login-after-consent.png"), fullPage: true });
+
+    const before = listener.callbacks.length;
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(redirectUri)),
+      page.locator('form:has(input[name="identity"][value="bob"]) button[type="submit"]').click(),
+    ]);
+    const callback = listener.callbacks[before];
+    expect(callback?.get("state")).toBe("click-through");
+    expect(callback?.get("iss")).toBe(stack.url); // RFC 9207
+    const code = callback?.get("code");
+    if (!code) throw new Error(`redirected back without a code: ${callback?.toString()}`);
+
+    const tokens = await exchangeCode(stack.url, { clientId, redirectUri, code, verifier });
+    expect(tokens.token_type.toLowerCase()).toBe("bearer");
+    const whoami = await getWithToken(`${stack.url}/api/whoami`, tokens.access_token);
+    expect(whoami.status).toBe(200);
+    expect(whoami.body).toMatchObject({ principal: "mock:bob", provider: "mock", clientId });
   });
 
   describe("clickjacking: the consent page cannot be framed (RFC 9700 §4.16)", () => {

@@ -4,6 +4,7 @@ import {
   ListRootsRequestSchema,
   type LoggingMessageNotification,
   LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
@@ -158,6 +159,22 @@ describe("fidelity through the gateway (server → client traffic)", () => {
     const { prompts } = await alice.client.listPrompts();
     expect(prompts.every((p) => p.name.startsWith("everything__") || p.name.startsWith("memory__"))).toBe(true);
   });
+
+  it("a subscribed resource's updates reach the client under its hatago: URI", async () => {
+    const updates: string[] = [];
+    alice.client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updates.push(n.params.uri);
+    });
+    const resource = (await alice.client.listResources()).resources.find((r) => r.uri.startsWith("hatago:everything:"));
+    expect(resource).toBeTruthy();
+    await alice.client.subscribeResource({ uri: resource?.uri ?? "" });
+    await alice.client.callTool({ name: "everything__toggle-subscriber-updates", arguments: {} });
+    const deadline = Date.now() + 15_000;
+    while (updates.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await alice.client.callTool({ name: "everything__toggle-subscriber-updates", arguments: {} });
+    await alice.client.unsubscribeResource({ uri: resource?.uri ?? "" });
+    expect(updates).toContain(resource?.uri);
+  }, 30_000);
 
   it("a caller without a server-wide grant sees no resources (erin), and reading one is not found", async () => {
     const erin = await connectAs(stack.url, "erin");

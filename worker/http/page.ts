@@ -33,7 +33,7 @@ export function layout(title: string, body: SafeHtml): SafeHtml {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${title} · Hatago Auth</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head>

@@ -22,7 +22,10 @@ export function applyPageHeaders(headers: Headers): Headers {
   headers.set("Content-Security-Policy", PAGE_CSP);
   headers.set("X-Frame-Options", "DENY");
   headers.set("X-Content-Type-Options", "nosniff");
-  headers.set("Referrer-Policy", "no-referrer");
+  // SECURITY: `same-origin`, not `no-referrer`: no Referer ever leaves for another site, but under
+  // `no-referrer` browsers send `Origin: null` on our own forms (Fetch, "serialize a request origin"),
+  // and the consent form's same-origin check then refused every real browser (found by the Chromium test).
+  headers.set("Referrer-Policy", "same-origin");
   headers.set("Cross-Origin-Opener-Policy", "same-origin");
   headers.set("Cache-Control", "no-store");
   return headers;

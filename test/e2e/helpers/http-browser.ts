@@ -80,9 +80,10 @@ export class HttpBrowser {
     const body = new URLSearchParams({ ...form.fields, ...overrides });
     if (button?.name) body.set(button.name, button.value);
     const target = new URL(form.action || pageUrl, pageUrl).toString();
+    // A browser sends the page's origin with a form post (our pages' Referrer-Policy keeps it).
     return this.request(target, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: new URL(pageUrl).origin },
       body,
     });
   }

@@ -15,7 +15,8 @@ function expectPageHeaders(response: Response): void {
   expect(csp).toContain("base-uri 'none'");
   expect(csp).not.toMatch(/script-src|unsafe-inline|unsafe-eval/);
   expect(response.headers.get("X-Frame-Options")).toBe("DENY");
-  expect(response.headers.get("Referrer-Policy")).toBe("no-referrer");
+  // same-origin: no Referer to other sites, and browsers still send our Origin on our own forms.
+  expect(response.headers.get("Referrer-Policy")).toBe("same-origin");
   expect(response.headers.get("Cache-Control")).toBe("no-store");
   expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");
 }
