@@ -7,7 +7,8 @@ export function mockPickerPage(action: string): Response {
   const people = Object.entries(DEMO_IDENTITIES).map(
     ([name, person]) => html`<form class="card" method="post" action="${action}">
   <input type="hidden" name="identity" value="${name}">
-  <strong>${person.displayName}</strong> <span class="muted">mock:${name}${person.verifiedEmail ? html`, verified email ${person.verifiedEmail}` : html``} · ${person.note}</span>
+  <strong>${person.displayName}</strong>
+  <p class="muted">mock:${name}${person.verifiedEmail ? html`, verified email ${person.verifiedEmail}` : html``} · ${person.note}</p>
   <label class="muted">Groups (group:mock:…), comma-separated
     <input type="text" name="groups" value="${person.groups.join(", ")}" maxlength="1024"></label>
   <div class="actions"><button class="primary" type="submit">Sign in as ${person.displayName}</button></div>
