@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { d1Execute } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
-import { startTestStack, type TestStack } from "./helpers/stack.ts";
+import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 // Ports 18515–18517.
 let stack: TestStack;

@@ -3,7 +3,7 @@ import { compilePolicy, POLICIES, type Policy, seedSql } from "../../policies/in
 import { d1Execute } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import type { DemoPerson } from "./helpers/oauth-flow.ts";
-import { startTestStack, type TestStack } from "./helpers/stack.ts";
+import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 // Ports 18510–18512.
 let stack: TestStack;

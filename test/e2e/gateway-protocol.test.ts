@@ -8,7 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
-import { startTestStack, type TestStack } from "./helpers/stack.ts";
+import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 // Ports 18545–18547.
 let stack: TestStack;

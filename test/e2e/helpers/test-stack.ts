@@ -32,7 +32,7 @@ export async function tempStateDir(label: string): Promise<{ dir: string; remove
 
 /**
  * `startLocalStack` exactly as `npm start` calls it, on a state directory the caller owns (so a second
- * start can reuse it; stack.ts's `startTestStack` makes a fresh one each time). A start that fails
+ * start can reuse it; `startTestStack` below makes a fresh one). A start that fails
  * carries the stack's last output, since the error itself only says "see its output above".
  */
 export async function startStackIn(base: number, stateDir: string): Promise<{ stack: LocalStack; logs: string[] }> {
@@ -44,5 +44,33 @@ export async function startStackIn(base: number, stateDir: string): Promise<{ st
     throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- stack output ---\n${tail}`, {
       cause: error,
     });
+  }
+}
+
+export interface TestStack extends LocalStack {
+  readonly stateDir: string;
+  /** What the stack's processes printed, for failure messages. */
+  readonly output: string[];
+  /** Stops the stack and removes its state. */
+  dispose(): Promise<void>;
+}
+
+/** A stack on a fresh, private state directory that `dispose()` removes. */
+export async function startTestStack(base: number): Promise<TestStack> {
+  const state = await tempStateDir("stack");
+  try {
+    const { stack, logs } = await startStackIn(base, state.dir);
+    return {
+      ...stack,
+      stateDir: state.dir,
+      output: logs,
+      async dispose() {
+        await stack.stop();
+        await state.remove();
+      },
+    };
+  } catch (error) {
+    await state.remove();
+    throw error;
   }
 }
