@@ -1,3 +1,4 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
   CompleteRequestSchema,
@@ -16,13 +17,12 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
-import { writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Backends } from "./backends.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
 import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri } from "./names.ts";
-import type { ToolDeps } from "./tools.ts";
+import { auditOrFail, type ToolDeps } from "./tools.ts";
 
 /** Lists are merged across servers and returned whole; this bounds one server's pages. */
 const MAX_LIST_PAGES = 20;
@@ -43,16 +43,28 @@ async function withCapability(backends: Backends, server: ServerId, capability: 
   }
 }
 
-async function collect<T>(
-  fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>,
+/**
+ * One list merged across every server the caller may read that offers `capability`: each server's pages
+ * fetched whole (bounded), each item renamed into the gateway's namespace.
+ */
+async function listAcross<T>(
+  ctx: RequestContext,
+  backends: Backends,
+  capability: Capability,
+  page: (client: Client, cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>,
+  rename: (server: ServerId, item: T) => T,
 ): Promise<T[]> {
   const out: T[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < MAX_LIST_PAGES; page++) {
-    const result = await fetchPage(cursor);
-    out.push(...result.items);
-    cursor = result.nextCursor;
-    if (!cursor) break;
+  for (const server of readableServers(ctx)) {
+    if (!(await withCapability(backends, server, capability))) continue;
+    const client = await backends.client(server);
+    let cursor: string | undefined;
+    for (let n = 0; n < MAX_LIST_PAGES; n++) {
+      const result = await page(client, cursor);
+      for (const item of result.items) out.push(rename(server, item));
+      cursor = result.nextCursor;
+      if (!cursor) break;
+    }
   }
   return out;
 }
@@ -69,7 +81,7 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   ) => {
     const allowed = qualified && authorize(ctx.grants, { kind: "server-content", server: qualified.server }).allow;
     if (!allowed) {
-      await writeAudit(deps.db, ctx, {
+      await auditOrFail(deps, ctx, {
         action,
         server: qualified?.server ?? null,
         tool: name,
@@ -81,37 +93,31 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
     return qualified;
   };
 
-  server.setRequestHandler(ListResourcesRequestSchema, async (_req, extra) => {
-    const ctx = contextOf(extra);
-    const backends = deps.backends();
-    const resources: Resource[] = [];
-    for (const s of readableServers(ctx)) {
-      if (!(await withCapability(backends, s, "resources"))) continue;
-      const client = await backends.client(s);
-      const items = await collect(async (cursor) => {
+  server.setRequestHandler(ListResourcesRequestSchema, async (_req, extra) => ({
+    resources: await listAcross<Resource>(
+      contextOf(extra),
+      deps.backends(),
+      "resources",
+      async (client, cursor) => {
         const r = await client.listResources(cursor ? { cursor } : {});
         return { items: r.resources, nextCursor: r.nextCursor };
-      });
-      for (const r of items) resources.push({ ...r, uri: qualifyUri(s, r.uri) });
-    }
-    return { resources };
-  });
+      },
+      (server, r) => ({ ...r, uri: qualifyUri(server, r.uri) }),
+    ),
+  }));
 
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_req, extra) => {
-    const ctx = contextOf(extra);
-    const backends = deps.backends();
-    const resourceTemplates: ResourceTemplate[] = [];
-    for (const s of readableServers(ctx)) {
-      if (!(await withCapability(backends, s, "resources"))) continue;
-      const client = await backends.client(s);
-      const items = await collect(async (cursor) => {
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_req, extra) => ({
+    resourceTemplates: await listAcross<ResourceTemplate>(
+      contextOf(extra),
+      deps.backends(),
+      "resources",
+      async (client, cursor) => {
         const r = await client.listResourceTemplates(cursor ? { cursor } : {});
         return { items: r.resourceTemplates, nextCursor: r.nextCursor };
-      });
-      for (const t of items) resourceTemplates.push({ ...t, uriTemplate: qualifyUri(s, t.uriTemplate) });
-    }
-    return { resourceTemplates };
-  });
+      },
+      (server, t) => ({ ...t, uriTemplate: qualifyUri(server, t.uriTemplate) }),
+    ),
+  }));
 
   server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
     const ctx = contextOf(extra);
@@ -119,7 +125,7 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
     const started = Date.now();
     const client = await deps.backends().client(t.server);
     const result = await client.readResource({ ...req.params, uri: t.name });
-    await writeAudit(deps.db, ctx, {
+    await auditOrFail(deps, ctx, {
       action: "resources/read",
       server: t.server,
       tool: t.name,
@@ -148,28 +154,25 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
     return {};
   });
 
-  server.setRequestHandler(ListPromptsRequestSchema, async (_req, extra) => {
-    const ctx = contextOf(extra);
-    const backends = deps.backends();
-    const prompts: Prompt[] = [];
-    for (const s of readableServers(ctx)) {
-      if (!(await withCapability(backends, s, "prompts"))) continue;
-      const client = await backends.client(s);
-      const items = await collect(async (cursor) => {
+  server.setRequestHandler(ListPromptsRequestSchema, async (_req, extra) => ({
+    prompts: await listAcross<Prompt>(
+      contextOf(extra),
+      deps.backends(),
+      "prompts",
+      async (client, cursor) => {
         const r = await client.listPrompts(cursor ? { cursor } : {});
         return { items: r.prompts, nextCursor: r.nextCursor };
-      });
-      for (const p of items) prompts.push({ ...p, name: qualifyName(s, p.name) });
-    }
-    return { prompts };
-  });
+      },
+      (server, p) => ({ ...p, name: qualifyName(server, p.name) }),
+    ),
+  }));
 
   server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
     const ctx = contextOf(extra);
     const t = await target(ctx, parseQualifiedName(req.params.name), "prompts/get", req.params.name);
     const started = Date.now();
     const result = await (await deps.backends().client(t.server)).getPrompt({ ...req.params, name: t.name });
-    await writeAudit(deps.db, ctx, {
+    await auditOrFail(deps, ctx, {
       action: "prompts/get",
       server: t.server,
       tool: t.name,

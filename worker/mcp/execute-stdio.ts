@@ -85,32 +85,25 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
     );
   }
   const started = Date.now();
-  try {
-    const response = await deps.execute(server, ctx.caller.principal, parsed.data.message);
-    const isRpcError = typeof response === "object" && response !== null && "error" in response;
-    await audit(deps, ctx, {
+  const method = parsed.data.message.method;
+  const record = (outcome: "ok" | "jsonrpc_error" | "transport_error") =>
+    audit(deps, ctx, {
       action: "execute_stdio",
       server,
-      tool: parsed.data.message.method,
+      tool: method,
       decision: "allow",
       reason: "granted",
-      outcome: isRpcError ? "jsonrpc_error" : "ok",
+      outcome,
       durationMs: Date.now() - started,
       argsDigest: digest,
     });
+  try {
+    const response = await deps.execute(server, ctx.caller.principal, parsed.data.message);
+    await record(typeof response === "object" && response !== null && "error" in response ? "jsonrpc_error" : "ok");
     return { content: [{ type: "text", text: JSON.stringify(response) }], structuredContent: { response } };
   } catch (error) {
     if (error instanceof RpcError || error instanceof McpError) throw error;
-    await audit(deps, ctx, {
-      action: "execute_stdio",
-      server,
-      tool: parsed.data.message.method,
-      decision: "allow",
-      reason: "granted",
-      outcome: "transport_error",
-      durationMs: Date.now() - started,
-      argsDigest: digest,
-    });
+    await record("transport_error");
     throw new RpcError(
       ErrorCode.InternalError,
       `The "${server}" server is not available right now; try again shortly.`,

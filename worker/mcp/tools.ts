@@ -11,7 +11,7 @@ import type { Kysely } from "kysely";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize, type Decision } from "../../policies/decide.ts";
-import { type AuditEntry, argsDigest, writeAudit } from "../audit/audit.ts";
+import { type AuditEntry, type AuditOutcome, argsDigest, writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
 import type { Backends } from "./backends.ts";
@@ -53,7 +53,8 @@ const auditUnavailable = () =>
     "The audit log is unavailable, so the call was not completed. Try again shortly.",
   );
 
-async function audit(deps: ToolDeps, ctx: RequestContext, entry: AuditEntry): Promise<void> {
+/** Writes the audit row; if it cannot be written, the request fails (the row is the record of the call). */
+export async function auditOrFail(deps: Pick<ToolDeps, "db">, ctx: RequestContext, entry: AuditEntry): Promise<void> {
   try {
     await writeAudit(deps.db, ctx, entry);
   } catch (cause) {
@@ -96,12 +97,12 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
     const ctx = contextOf(extra);
     const name = req.params.name;
     const digest = await argsDigest(deps.auditKey, req.params.arguments ?? {});
-    if (name === EXECUTE_STDIO_TOOL) return runExecuteStdio(deps, ctx, req.params.arguments, digest, audit);
+    if (name === EXECUTE_STDIO_TOOL) return runExecuteStdio(deps, ctx, req.params.arguments, digest, auditOrFail);
 
     const target = parseQualifiedName(name);
     const decision = target ? await decide(deps, ctx, target.server, target.name) : null;
     if (!target || !decision?.allow) {
-      await audit(deps, ctx, {
+      await auditOrFail(deps, ctx, {
         action: "tools/call",
         server: target?.server ?? null,
         tool: target?.name ?? name,
@@ -121,25 +122,27 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
           };
     const started = Date.now();
     deps.inFlight.begin(target.server, extra.requestId);
-    try {
-      const { _meta, ...params } = req.params;
-      const result = (await deps
-        .backends()
-        .callTool(
-          target.server,
-          { ...params, name: target.name },
-          { signal: extra.signal, onprogress },
-        )) as CallToolResult;
-      await audit(deps, ctx, {
+    const record = (outcome: AuditOutcome, errorCode: number | null = null) =>
+      auditOrFail(deps, ctx, {
         action: "tools/call",
         server: target.server,
         tool: target.name,
         decision: "allow",
         reason: "granted",
-        outcome: result.isError ? "tool_error" : "ok",
+        outcome,
+        errorCode,
         durationMs: Date.now() - started,
         argsDigest: digest,
       });
+    try {
+      const { _meta, ...params } = req.params;
+      const backends = deps.backends();
+      const call = { ...params, name: target.name };
+      const result = (await backends.callTool(target.server, call, {
+        signal: extra.signal,
+        onprogress,
+      })) as CallToolResult;
+      await record(result.isError ? "tool_error" : "ok");
       return result;
     } catch (error) {
       // Our own errors (the audit log failing) are already the answer.
@@ -149,17 +152,7 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
         error instanceof McpError &&
         error.code !== ErrorCode.RequestTimeout &&
         error.code !== ErrorCode.ConnectionClosed;
-      await audit(deps, ctx, {
-        action: "tools/call",
-        server: target.server,
-        tool: target.name,
-        decision: "allow",
-        reason: "granted",
-        outcome: isRpc ? "jsonrpc_error" : "transport_error",
-        errorCode: error instanceof McpError ? error.code : null,
-        durationMs: Date.now() - started,
-        argsDigest: digest,
-      });
+      await record(isRpc ? "jsonrpc_error" : "transport_error", error instanceof McpError ? error.code : null);
       if (isRpc) throw error;
       throw new RpcError(
         ErrorCode.InternalError,
