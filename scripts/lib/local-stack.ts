@@ -27,6 +27,11 @@ export interface LocalStackOptions {
   /** Local D1/KV/Durable Object data, the bridge's data and the dev secret; kept between runs. */
   readonly stateDir: string;
   readonly log: (source: string, line: string) => void;
+  /**
+   * Another wrangler entry in place of wrangler.jsonc's `main` (the bench's metered Worker, which wraps
+   * this one); the product's own entry when absent.
+   */
+  readonly workerEntry?: string;
 }
 
 export interface LocalStack {
@@ -134,6 +139,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       [
         wrangler,
         "dev",
+        ...(options.workerEntry ? [options.workerEntry] : []),
         "--ip",
         host,
         "--port",
