@@ -1,0 +1,88 @@
+import type { ServerName } from "./targets/target.ts";
+
+/**
+ * Ports: the bench owns 18600–18699 on 127.0.0.1 (other work on this machine uses other ranges).
+ * Each target gets fixed ports so a leftover process from a crashed run is found, not silently dodged.
+ */
+export const PORTS = {
+  bridge: 18600,
+  supergateway: { everything: 18610, memory: 18611 },
+  mcpProxy: { everything: 18620, memory: 18621 },
+  gateway: { worker: 18630, bridge: 18631, inspector: 18632 },
+  /** The second local stack, with the metered Worker entry, for the cost count. */
+  metered: { worker: 18640, bridge: 18641, inspector: 18642 },
+} as const;
+
+export interface Level {
+  readonly sessions: number;
+  readonly inFlight: number;
+}
+
+export interface Plan {
+  readonly mode: "full" | "quick";
+  readonly rounds: number;
+  readonly sequentialCalls: Record<ServerName, number>;
+  readonly warmupCalls: number;
+  readonly levels: readonly Level[];
+  readonly levelMs: number;
+  readonly levelWarmupMs: number;
+  /** Payload sizes (bytes) and calls per size. */
+  readonly payloads: readonly { readonly bytes: number; readonly calls: number }[];
+  readonly setupTrials: number;
+  /** Sessions added on top of the first for the memory-per-session measurement, per server. */
+  readonly memorySessions: Record<ServerName, number>;
+  /** Wait before each memory reading: children finish starting, timers fire (not a GC guarantee). */
+  readonly memorySettleMs: number;
+  /** Calls per phase of the gateway cost count. */
+  readonly billableCalls: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const FULL: Plan = {
+  mode: "full",
+  rounds: 5,
+  sequentialCalls: { everything: 400, memory: 200 },
+  warmupCalls: 50,
+  levels: [
+    { sessions: 1, inFlight: 16 },
+    { sessions: 8, inFlight: 16 },
+    { sessions: 8, inFlight: 64 },
+    { sessions: 32, inFlight: 32 },
+  ],
+  levelMs: 3_000,
+  levelWarmupMs: 500,
+  payloads: [
+    { bytes: KiB, calls: 50 },
+    { bytes: 64 * KiB, calls: 30 },
+    { bytes: MiB, calls: 8 },
+  ],
+  setupTrials: 3,
+  memorySessions: { everything: 31, memory: 7 },
+  memorySettleMs: 1_000,
+  billableCalls: 200,
+};
+
+/** A smoke check (under a minute): every target, scenario and check runs once, briefly. */
+export const QUICK: Plan = {
+  mode: "quick",
+  rounds: 1,
+  sequentialCalls: { everything: 40, memory: 20 },
+  warmupCalls: 5,
+  levels: [
+    { sessions: 1, inFlight: 16 },
+    { sessions: 4, inFlight: 16 },
+  ],
+  levelMs: 300,
+  levelWarmupMs: 50,
+  payloads: [
+    { bytes: KiB, calls: 3 },
+    { bytes: 64 * KiB, calls: 2 },
+    { bytes: MiB, calls: 1 },
+  ],
+  setupTrials: 1,
+  memorySessions: { everything: 3, memory: 2 },
+  memorySettleMs: 100,
+  billableCalls: 16,
+};

@@ -1,0 +1,68 @@
+import { z } from "zod";
+import type { GatewayTarget } from "../targets/gateway.ts";
+import type { Session } from "../targets/target.ts";
+import { echo, readGraph, uniqueMessage } from "./calls.ts";
+
+/**
+ * Counts what costs money on Cloudflare per gateway operation, on the local stack started with the metered
+ * Worker entry (test/workers/metering/metered-worker.ts): the product Worker, unchanged, with counters
+ * around its D1, KV and Durable Object bindings, the session object's storage, and outbound fetches.
+ */
+
+const Tallies = z.record(z.string(), z.object({ count: z.number(), ms: z.number() }));
+export type Tallies = z.infer<typeof Tallies>;
+
+/** The path the metered entry answers (GET: tallies; POST: reset). */
+const METER_PATH = "/__meter";
+
+export interface BillablePhase {
+  readonly phase: string;
+  /** How many operations the tallies cover (they are divided by this). */
+  readonly per: number;
+  readonly tallies: Tallies;
+}
+
+async function meter(target: GatewayTarget, method: "GET" | "POST"): Promise<Tallies> {
+  const res = await fetch(`${target.stack.url}${METER_PATH}`, { method });
+  if (!res.ok) throw new Error(`${METER_PATH} answered ${res.status}: is the metered Worker entry running?`);
+  return Tallies.parse(await res.json());
+}
+
+export async function countBillable(target: GatewayTarget, calls: number): Promise<BillablePhase[]> {
+  const phases: BillablePhase[] = [];
+  const phase = async <T>(name: string, per: number, run: () => Promise<T>): Promise<T> => {
+    await meter(target, "POST");
+    const value = await run();
+    // Responses stream: the audit write of the last call lands just after its answer; wait for it.
+    await new Promise((r) => setTimeout(r, 200));
+    phases.push({ phase: name, per, tallies: await meter(target, "GET") });
+    return value;
+  };
+  const session: Session = await phase("initialize (new session)", 1, () => target.connect("everything", ""));
+  try {
+    await phase("tools/list (opens the backend sessions)", 1, () => session.client.listTools());
+    await phase("tools/call everything__echo", calls, async () => {
+      for (let i = 0; i < calls; i++) await echo(target, session, uniqueMessage(`b${i}`));
+    });
+    await phase("tools/call memory__read_graph", calls, async () => {
+      for (let i = 0; i < calls; i++) await readGraph(target, session);
+    });
+    const others = await Promise.all(Array.from({ length: 4 }, () => target.connect("everything", "")));
+    // Each new session opens its own backend sessions on first use; that is setup, not the calls counted here.
+    await Promise.all(others.map((s) => echo(target, s, uniqueMessage("open"))));
+    const each = Math.ceil(calls / 16);
+    await phase("tools/call everything__echo, 4 sessions × 4 in flight", 16 * each, async () => {
+      await Promise.all(
+        others.flatMap((s, i) =>
+          Array.from({ length: 4 }, async (_, w) => {
+            for (let c = 0; c < each; c++) await echo(target, s, uniqueMessage(`c${i}.${w}.${c}`));
+          }),
+        ),
+      );
+    });
+    await Promise.all(others.map((s) => s.close()));
+  } finally {
+    await phase("DELETE (end the session)", 1, () => session.close());
+  }
+  return phases;
+}
