@@ -173,18 +173,22 @@ export async function compilePolicy(policy: Policy, options: CompileOptions = {}
     bindings: bindings.sort(byKeys<BindingRow>("subject", "role")),
     toolLevels: toolLevels.sort(byKeys<ToolLevelRow>("server", "tool")),
   };
-  const hash = await sha256Hex(JSON.stringify({ environment: policy.environment, ...rows }));
-  return { environment: policy.environment, hash, ...rows, statements: seedStatements(policy.environment, hash, rows) };
+  // The hash covers the SQL that will run, not just the rows: a change in how the compiler renders SQL
+  // also changes it, so a deployment re-seeds whenever what it would execute differs.
+  const body = dataStatements(rows);
+  const hash = await sha256Hex(JSON.stringify({ environment: policy.environment, statements: body }));
+  return {
+    environment: policy.environment,
+    hash,
+    ...rows,
+    statements: [...body, metaStatement(policy.environment, hash)],
+  };
 }
 
 /** The tables the policy owns. The seed replaces them whole, so nothing stale survives a re-seed. */
 export const POLICY_TABLES = ["bindings", "role_tools", "role_servers", "roles", "tool_levels"] as const;
 
-function seedStatements(
-  environment: string,
-  hash: string,
-  rows: Omit<CompiledPolicy, "environment" | "hash" | "statements">,
-): string[] {
+function dataStatements(rows: Omit<CompiledPolicy, "environment" | "hash" | "statements">): string[] {
   const insert = (table: string, columns: string[], values: readonly (readonly (string | number | null)[])[]) =>
     values.length === 0
       ? []
@@ -218,8 +222,11 @@ function seedStatements(
       ["server", "tool", "level", "read_only"],
       rows.toolLevels.map((r) => [r.server, r.tool, r.level, r.read_only]),
     ),
-    `INSERT INTO policy_meta (key, value) VALUES ('environment', ${sqlLiteral(environment)}), ('hash', ${sqlLiteral(hash)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
   ];
+}
+
+function metaStatement(environment: string, hash: string): string {
+  return `INSERT INTO policy_meta (key, value) VALUES ('environment', ${sqlLiteral(environment)}), ('hash', ${sqlLiteral(hash)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
 }
 
 /** The whole seed as one SQL file (for `wrangler d1 execute --file`). */
