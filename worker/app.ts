@@ -31,7 +31,7 @@ export interface HatagoWorker {
 export function createWorker(config: Config): HatagoWorker {
   const login = loginFor(config);
   const mcp = createMcpHandler({ allowedOrigins: [config.publicUrl, ...config.allowedOrigins] });
-  const admin = createAdminRoutes();
+  const admin = createAdminRoutes(config.adminAccess);
   const app = new Hono<AppEnv>();
   // Set below; the routes only run after the provider exists.
   let options: OAuthProviderOptions<Env> | undefined;

@@ -64,6 +64,11 @@ export interface Config {
   /** Browser origins, besides `publicUrl`, that may call the MCP endpoints (used by the gateway's Origin check). */
   readonly allowedOrigins: readonly string[];
   readonly gateway: GatewaySettings;
+  /**
+   * When a Cloudflare Access application guards `/admin` (Pulumi creates one): its team and audience tag.
+   * The Worker then also verifies the Access JWT on every admin request, not only the edge.
+   */
+  readonly adminAccess: { readonly teamDomain: string; readonly aud: string } | null;
 }
 
 export interface GatewaySettings {
@@ -110,11 +115,28 @@ export function parseConfig(env: object): ConfigResult {
   };
   const allowedOrigins = read.originList("HATAGO_ALLOWED_ORIGINS", environment);
   const gateway = parseGateway(read, environment, warnings);
+  const adminAccess = parseAdminAccess(read, login);
 
   if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined || !gateway) {
     return { ok: false, problems };
   }
-  return { ok: true, config: { environment, publicUrl, login, tokens, allowedOrigins, gateway }, warnings };
+  return {
+    ok: true,
+    config: { environment, publicUrl, login, tokens, allowedOrigins, gateway, adminAccess },
+    warnings,
+  };
+}
+
+/** An Access application's AUD tag: 64 lowercase hex characters. */
+const ACCESS_AUD = /^[a-f0-9]{64}$/;
+
+function parseAdminAccess(read: Reader, login: LoginConfig | undefined): Config["adminAccess"] {
+  const aud = read.optional("HATAGO_ADMIN_ACCESS_AUD", ACCESS_AUD);
+  if (aud === undefined) return null;
+  // The Access login already names the team; otherwise the team domain is needed for the certificates.
+  const teamDomain =
+    login?.provider === "access" ? login.teamDomain : read.accessTeamDomain("HATAGO_ACCESS_TEAM_DOMAIN");
+  return teamDomain === undefined ? null : { teamDomain, aud };
 }
 
 /** Bridge credentials need an HMAC key at least as long as the hash (container/src/contract.ts MIN_SECRET_BYTES). */

@@ -5,9 +5,11 @@ import { authorize } from "../../policies/decide.ts";
 import { subjectKind } from "../../policies/subjects.ts";
 import { writeAudit } from "../audit/audit.ts";
 import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import type { Config } from "../config.ts";
 import { database } from "../db/database.ts";
 import { GatewayError } from "../mcp/errors.ts";
 import { AuthProps, grantUserId, subjectsOf } from "../oauth/props.ts";
+import { ACCESS_JWT_HEADER, verifyAccessJwt } from "./access-jwt.ts";
 
 /** Admin endpoints under this prefix. Deployments may also put a Cloudflare Access application in front. */
 export const ADMIN_PATH = "/admin";
@@ -40,10 +42,17 @@ const AuditQuery = z.object({
  * The admin API. At run time an admin may only REDUCE access: revoke a principal's sign-ins (the kill
  * switch). Granting access happens only through the reviewed policy. Every action is audited.
  */
-export function createAdminRoutes() {
+export function createAdminRoutes(access: Config["adminAccess"]) {
   const app = new Hono<AdminVars>().basePath(ADMIN_PATH);
 
   app.use("*", async (c, next) => {
+    // With an Access application in front of /admin, the request must also carry its valid token.
+    if (access && !(await verifyAccessJwt(c.req.header(ACCESS_JWT_HEADER) ?? null, access))) {
+      return c.json(
+        { error: "access_denied", error_description: "Admin endpoints need a Cloudflare Access sign-in." },
+        403,
+      );
+    }
     const props = AuthProps.safeParse((c.executionCtx as unknown as { props?: unknown }).props);
     if (!props.success)
       return c.json({ error: "invalid_token", error_description: "The token carries no usable identity." }, 401);
