@@ -1,5 +1,5 @@
 // Usage: npm run bench [-- --quick] [--rounds N] [--targets direct,bridge,gateway,supergateway,mcp-proxy]
-//        [--skip-count] [--no-write]
+//        [--skip-count] [--no-write] [--bridge-cpu-prof DIR]
 // Full run (minutes): every target and scenario, interleaved rounds, results written into bench/RESULTS.md.
 // --quick (under a minute): one short round and a short cost count, printed only; RESULTS.md is not touched.
 import { mkdtemp, rm } from "node:fs/promises";
@@ -26,6 +26,8 @@ const { values } = parseArgs({
     targets: { type: "string" },
     "skip-count": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
+    /** Write a V8 CPU profile of the bridge process (the `bridge` target) into this directory. */
+    "bridge-cpu-prof": { type: "string" },
   },
 });
 
@@ -53,6 +55,10 @@ function cleanup(): Promise<void> {
   cleaning ??= stopAll().then(() => rm(work, { recursive: true, force: true }));
   return cleaning;
 }
+// Whatever way this process ends (a crash, a closed stdout), nothing it started outlives it.
+process.on("exit", () => {
+  for (const target of started) target.killNow();
+});
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping what the bench started`);
@@ -66,7 +72,11 @@ async function start(name: TargetName): Promise<Target> {
     case "direct":
       return directTarget(memoryFile);
     case "bridge":
-      return bridgeTarget(PORTS.bridge, path.join(work, "bridge-data"));
+      return bridgeTarget(
+        PORTS.bridge,
+        path.join(work, "bridge-data"),
+        values["bridge-cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(values["bridge-cpu-prof"])}`] : [],
+      );
     case "gateway":
       return gatewayTarget(PORTS.gateway, path.join(work, "gateway"));
     case "supergateway":

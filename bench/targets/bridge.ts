@@ -10,7 +10,7 @@ import {
 } from "../../container/src/contract.ts";
 import { BRIDGE_ENTRY } from "../../container/src/entry.ts";
 import { healthy, startAndWait } from "./managed.ts";
-import { httpSession, REPO_ROOT, type ServerName, type Target } from "./target.ts";
+import { httpSession, killGroup, perRequestSignalFetch, REPO_ROOT, type ServerName, type Target } from "./target.ts";
 
 /**
  * Our bridge alone, over Streamable HTTP, started as the image starts it (BRIDGE_ENTRY). The client does
@@ -21,6 +21,7 @@ export async function bridgeTarget(port: number, dataDir: string, nodeArgs: read
   const base = `http://127.0.0.1:${port}`;
   const started = await startAndWait(
     "bridge",
+    port,
     [...nodeArgs, path.join(REPO_ROOT, BRIDGE_ENTRY)],
     {
       PATH: process.env.PATH ?? "",
@@ -33,6 +34,7 @@ export async function bridgeTarget(port: number, dataDir: string, nodeArgs: read
     healthy(`${base}/health`),
   );
   const key = await importBridgeKey(secret);
+  const quietFetch = perRequestSignalFetch();
   return {
     name: "bridge",
     servingRoots: () => [started.pid],
@@ -44,7 +46,7 @@ export async function bridgeTarget(port: number, dataDir: string, nodeArgs: read
           BRIDGE_CREDENTIAL_HEADER,
           await mintBridgeCredential(key, { principal, server, use: "mcp", ...(sessionId ? { sessionId } : {}) }),
         );
-        return fetch(input, { ...init, headers });
+        return quietFetch(input, { ...init, headers });
       };
       return httpSession(
         new StreamableHTTPClientTransport(new URL(`${base}${bridgeMcpPath(server)}`), { fetch: credentialFetch }),
@@ -52,5 +54,6 @@ export async function bridgeTarget(port: number, dataDir: string, nodeArgs: read
     },
     tool: (_server, tool) => tool,
     stop: () => started.stop(),
+    killNow: () => killGroup(started.pid),
   };
 }

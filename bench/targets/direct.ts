@@ -1,5 +1,5 @@
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { newClient, REPO_ROOT, type ServerName, type Session, serverArgv, type Target } from "./target.ts";
+import { killGroup, newClient, REPO_ROOT, type ServerName, type Session, serverArgv, type Target } from "./target.ts";
 
 /** The floor: the SDK client talking stdio to a server process of its own (one process per session). */
 export function directTarget(memoryFile: string): Target {
@@ -30,6 +30,10 @@ export function directTarget(memoryFile: string): Target {
     async stop() {
       await Promise.all([...open].map((t) => t.close()));
       open.clear();
+    },
+    killNow() {
+      // The SDK spawns these as plain children (no group of their own).
+      for (const t of open) killGroup(t.pid ?? undefined, false);
     },
   };
 }

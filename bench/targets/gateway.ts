@@ -2,7 +2,15 @@ import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type LocalStack, startLocalStack } from "../../scripts/lib/local-stack.ts";
 import { DemoOAuthProvider } from "../../test/e2e/helpers/oauth-flow.ts";
-import { httpSession, newClient, type ServerName, type Session, type Target } from "./target.ts";
+import {
+  httpSession,
+  killGroup,
+  newClient,
+  perRequestSignalFetch,
+  type ServerName,
+  type Session,
+  type Target,
+} from "./target.ts";
 
 export interface GatewayPorts {
   readonly worker: number;
@@ -38,7 +46,11 @@ export async function gatewayTarget(
     ...(options.workerEntry ? { workerEntry: options.workerEntry } : {}),
   });
   const provider = new DemoOAuthProvider("alice", "hatago bench");
-  const transport = () => new StreamableHTTPClientTransport(new URL(stack.mcpUrl), { authProvider: provider });
+  const transport = () =>
+    new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      authProvider: provider,
+      fetch: perRequestSignalFetch(),
+    });
   try {
     // The first connect walks the OAuth flow (registration, consent, mock login) and ends unauthorized;
     // the code is then exchanged for a token that every later session reuses.
@@ -61,5 +73,8 @@ export async function gatewayTarget(
     connect: (_server: ServerName): Promise<Session> => httpSession(transport()),
     tool: (server, tool) => `${server}__${tool}`,
     stop: () => stack.stop(),
+    killNow() {
+      for (const p of stack.processes) killGroup(p.child.pid);
+    },
   };
 }

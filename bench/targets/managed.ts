@@ -1,4 +1,10 @@
-import { type Managed, startManaged, stopManaged, waitForHealthy } from "../../scripts/lib/processes.ts";
+import {
+  assertPortFree,
+  type Managed,
+  startManaged,
+  stopManaged,
+  waitForHealthy,
+} from "../../scripts/lib/processes.ts";
 import { REPO_ROOT } from "./target.ts";
 
 /** A server process the bench starts in its own process group; its last output lines explain a failure. */
@@ -15,10 +21,13 @@ const KEPT_LINES = 40;
 
 export async function startAndWait(
   name: string,
+  port: number,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   ready: (proc: Managed) => Promise<void>,
 ): Promise<Started> {
+  // A leftover process on our port would answer the readiness check and be measured instead.
+  await assertPortFree("127.0.0.1", port, `the bench's port for ${name}`);
   const lines: string[] = [];
   const proc = startManaged(name, process.execPath, args, {
     cwd: REPO_ROOT,

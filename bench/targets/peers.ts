@@ -1,7 +1,16 @@
 import path from "node:path";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { listening, type Started, startAndWait } from "./managed.ts";
-import { httpSession, REPO_ROOT, SERVERS, type ServerName, serverArgv, type Target } from "./target.ts";
+import {
+  httpSession,
+  killGroup,
+  perRequestSignalFetch,
+  REPO_ROOT,
+  SERVERS,
+  type ServerName,
+  serverArgv,
+  type Target,
+} from "./target.ts";
 
 /**
  * The peer bridges, each fronting the same two stdio servers (one peer process per server), in the modes
@@ -22,6 +31,7 @@ async function peerTarget(
     for (const server of SERVERS) {
       started[server] = await startAndWait(
         `${name}-${server}`,
+        ports[server],
         argsFor(server, ports[server]),
         { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", MEMORY_FILE_PATH: memoryFile },
         listening(`http://127.0.0.1:${ports[server]}/mcp`),
@@ -35,10 +45,17 @@ async function peerTarget(
     name,
     servingRoots: () => Object.values(started).map((s) => s.pid),
     connect: (server) =>
-      httpSession(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${ports[server]}/mcp`))),
+      httpSession(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${ports[server]}/mcp`), {
+          fetch: perRequestSignalFetch(),
+        }),
+      ),
     tool: (_server, tool) => tool,
     async stop() {
       await Promise.all(Object.values(started).map((s) => s.stop()));
+    },
+    killNow() {
+      for (const s of Object.values(started)) killGroup(s.pid);
     },
   };
 }

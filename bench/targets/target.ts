@@ -30,6 +30,8 @@ export interface Target {
   /** The tool's name as this target exposes it (the gateway prefixes the server). */
   tool(server: ServerName, tool: string): string;
   stop(): Promise<void>;
+  /** Synchronous last resort when the bench process is exiting anyway: SIGKILL what this target started. */
+  killNow(): void;
 }
 
 /** argv of a stdio server, run by this Node (22), never the system one. */
@@ -42,6 +44,16 @@ export function newClient(): Client {
   return new Client({ name: "hatago-bench", version: "1.0.0" });
 }
 
+/**
+ * `fetch` for the SDK's HTTP transport, with a per-request signal tied to the transport's own. The
+ * transport passes one long-lived signal to every request, and Node's fetch keeps an abort listener on
+ * it per request until garbage collection: past 1,500 of them every call prints a warning, which would
+ * bill the client's stderr writes to whichever target runs then. `AbortSignal.any` links without a listener.
+ */
+export function perRequestSignalFetch(base: typeof fetch = fetch): typeof fetch {
+  return (input, init) => base(input, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+}
+
 /** Connects a client over Streamable HTTP; closing ends the server-side session (DELETE) first. */
 export async function httpSession(transport: StreamableHTTPClientTransport, client = newClient()): Promise<Session> {
   await client.connect(transport);
@@ -52,4 +64,14 @@ export async function httpSession(transport: StreamableHTTPClientTransport, clie
       await client.close();
     },
   };
+}
+
+/** SIGKILL a process group (what startManaged starts), or a single pid; gone already is fine. */
+export function killGroup(pid: number | undefined, group = true): void {
+  if (pid === undefined || pid <= 0) return;
+  try {
+    process.kill(group ? -pid : pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
 }
