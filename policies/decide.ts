@@ -105,3 +105,13 @@ export function authorize(grants: EffectiveGrants, action: Action): Decision {
     }
   }
 }
+
+/**
+ * Whether one more call fits the principal's rate limit: the highest `rateLimitPerMinute` among its roles
+ * (no limit when any of its roles has none). `callsInWindow` is its allowed calls in the last minute.
+ * Calls still in flight when the count was read are not in it, so concurrent calls can exceed the limit
+ * by their number; the limit is a brake, not a quota.
+ */
+export function withinRateLimit(grants: EffectiveGrants, callsInWindow: number): boolean {
+  return grants.rateLimitPerMinute === null || callsInWindow < grants.rateLimitPerMinute;
+}

@@ -11,6 +11,7 @@ export {
   type EffectiveGrants,
   effectiveGrants,
   type GrantRow,
+  withinRateLimit,
 } from "./decide.ts";
 export { diffPolicies, renderDiffMarkdown, type SubjectChange } from "./diff.ts";
 export { environmentForStack, POLICIES, policyFor } from "./environments/index.ts";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePolicy, POLICIES, type Policy, seedSql } from "../../policies/index.ts";
 import { d1Execute } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
-import type { DemoPerson } from "./helpers/oauth-flow.ts";
+import { DemoOAuthProvider, type DemoPerson } from "./helpers/oauth-flow.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 // Ports 18510–18512.
@@ -212,5 +212,52 @@ describe("bypass attempts are answered exactly like a tool that does not exist",
       await d1Execute(stack.stateDir, seedSql(await compilePolicy(POLICIES.dev)));
     }
     expect(await callError(client, "memory__read_graph")).toBeNull();
+  });
+});
+
+describe("rate limits of roles (per principal, across sessions)", () => {
+  it("a role's calls-per-minute limit refuses the next call, audited, until the minute has passed", async () => {
+    const limited: Policy = {
+      ...POLICIES.dev,
+      roles: {
+        ...POLICIES.dev.roles,
+        limited: {
+          description: "echo, three times a minute",
+          grants: [{ server: "everything", level: "read", allow: ["echo"] }],
+          rateLimitPerMinute: 3,
+        },
+      },
+      bindings: [...POLICIES.dev.bindings, { subject: "group:mock:ratelimited", roles: ["limited"] }],
+    };
+    await d1Execute(stack.stateDir, seedSql(await compilePolicy(limited)));
+    try {
+      // Dave has no role of his own and makes no other call in this file, so the count starts at zero.
+      const first = await connectAs(stack.url, "dave", {
+        provider: new DemoOAuthProvider("dave", "e2e dave limited", "ratelimited"),
+      });
+      const second = await connectAs(stack.url, "dave", {
+        provider: new DemoOAuthProvider("dave", "e2e dave again", "ratelimited"),
+      });
+      try {
+        for (let i = 0; i < 3; i++)
+          expect(await callError(first.client, "everything__echo", { message: `call ${i}` })).toBeNull();
+        const refused = await callError(first.client, "everything__echo", { message: "one too many" });
+        expect(refused?.code).toBe(-32029);
+        expect(refused?.message).toContain("Rate limit reached: your roles allow 3 calls per minute");
+        // Another session of the same principal shares the limit.
+        expect((await callError(second.client, "everything__echo", { message: "other session" }))?.code).toBe(-32029);
+        const alice = await as("alice");
+        const res = await fetch(`${stack.url}/admin/audit?principal=mock:dave&decision=deny`, {
+          headers: { authorization: `Bearer ${alice.token()}` },
+        });
+        const rows = ((await res.json()) as { rows: { reason: string }[] }).rows;
+        expect(rows.filter((r) => r.reason === "rate_limited")).toHaveLength(2);
+      } finally {
+        await first.client.close();
+        await second.client.close();
+      }
+    } finally {
+      await d1Execute(stack.stateDir, seedSql(await compilePolicy(POLICIES.dev)));
+    }
   });
 });

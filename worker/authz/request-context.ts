@@ -20,6 +20,8 @@ export interface RequestContext {
   readonly grants: EffectiveGrants;
   readonly policyHash: string | null;
   readonly sessionId: string | null;
+  /** The caller's allowed calls in the last minute (for its roles' rate limit). */
+  readonly callsInWindow: number;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function loadRequestContext(
 ): Promise<RequestContext> {
   let loaded: Awaited<ReturnType<typeof loadPrincipalGrants>>;
   try {
-    loaded = await loadPrincipalGrants(db, caller.subjects);
+    loaded = await loadPrincipalGrants(db, caller.subjects, caller.principal);
   } catch (cause) {
     throw new GatewayError(503, JSONRPC.internalError, "Authorization is temporarily unavailable; try again shortly.", {
       cause,
@@ -44,5 +46,11 @@ export async function loadRequestContext(
   if (loaded.revokedBeforeMs !== null && caller.authenticatedAtMs < loaded.revokedBeforeMs) {
     throw new GatewayError(401, JSONRPC.connectionClosed, "Access for this sign-in was revoked; sign in again.");
   }
-  return { caller, grants: effectiveGrants(loaded.rows), policyHash: loaded.policyHash, sessionId };
+  return {
+    caller,
+    grants: effectiveGrants(loaded.rows),
+    policyHash: loaded.policyHash,
+    sessionId,
+    callsInWindow: loaded.callsInWindow,
+  };
 }

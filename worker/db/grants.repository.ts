@@ -4,9 +4,14 @@ import type { Database } from "./database.ts";
 
 /**
  * D1 binds at most 100 parameters per statement. A principal's subjects are its id, its verified email,
- * its groups and `*`; logins keep at most MAX_GROUPS groups so the list always fits.
+ * its groups and `*`; logins keep at most MAX_GROUPS groups so the list (plus the principal and the
+ * rate window) always fits.
  */
 export const MAX_SUBJECTS = 80;
+/** Role rate limits are per minute. */
+export const RATE_WINDOW_MS = 60_000;
+/** The audit actions that count against a rate limit: the calls that run something on a server. */
+export const RATE_LIMITED_ACTIONS = ["tools/call", "execute_stdio"] as const;
 
 export interface PrincipalGrants {
   readonly rows: readonly GrantRow[];
@@ -14,17 +19,26 @@ export interface PrincipalGrants {
   readonly revokedBeforeMs: number | null;
   /** The hash of the policy the rows came from, or `null` if no policy was ever seeded. */
   readonly policyHash: string | null;
+  /** Allowed calls of this principal in the last RATE_WINDOW_MS, counted from the audit log. */
+  readonly callsInWindow: number;
 }
 
 /**
  * Resolves a principal (its subjects: id, email, groups) to its effective grants, its revocation
- * cut-off and the policy hash, in ONE query. The caller must treat a thrown error as "deny": this
- * function never returns partial results.
+ * cut-off, the policy hash and its recent call count, in ONE query. The caller must treat a thrown error
+ * as "deny": this function never returns partial results.
  */
-export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readonly string[]): Promise<PrincipalGrants> {
+export async function loadPrincipalGrants(
+  db: Kysely<Database>,
+  subjects: readonly string[],
+  principal: string = subjects[0] ?? "",
+  nowMs: number = Date.now(),
+): Promise<PrincipalGrants> {
   const list = [...new Set([...subjects, "*"])];
   if (list.length > MAX_SUBJECTS) throw new RangeError(`a principal has at most ${MAX_SUBJECTS} subjects`);
 
+  // Every branch has the same columns: kind, server, tool, level, rate_limit_per_minute, and n (a number
+  // whose meaning depends on the kind: a revocation cut-off, or a call count).
   const tools = db
     .selectFrom("bindings as b")
     .innerJoin("role_tools as t", "t.role", "b.role")
@@ -36,7 +50,7 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
       sql.ref<string | null>("t.tool").as("tool"),
       "t.level as level",
       "r.rate_limit_per_minute as rate_limit_per_minute",
-      sql<number | null>`NULL`.as("revoked_before_ms"),
+      sql<number | null>`NULL`.as("n"),
     ]);
   const servers = db
     .selectFrom("bindings as b")
@@ -49,7 +63,7 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
       sql<string | null>`NULL`.as("tool"),
       "s.level as level",
       "r.rate_limit_per_minute as rate_limit_per_minute",
-      sql<number | null>`NULL`.as("revoked_before_ms"),
+      sql<number | null>`NULL`.as("n"),
     ]);
   const revoked = db
     .selectFrom("revocations as v")
@@ -60,7 +74,7 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
       sql<string | null>`NULL`.as("tool"),
       sql<string>`''`.as("level"),
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
-      sql.ref<number | null>("v.revoked_before_ms").as("revoked_before_ms"),
+      sql.ref<number | null>("v.revoked_before_ms").as("n"),
     ]);
   const meta = db
     .selectFrom("policy_meta as m")
@@ -71,13 +85,29 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
       sql<string | null>`NULL`.as("tool"),
       sql<string>`''`.as("level"),
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
-      sql<number | null>`NULL`.as("revoked_before_ms"),
+      sql<number | null>`NULL`.as("n"),
+    ]);
+  // A range scan of the (principal, at_ms) index: at most one minute of this principal's rows.
+  const calls = db
+    .selectFrom("audit_log as a")
+    .where("a.principal", "=", principal)
+    .where("a.at_ms", ">", nowMs - RATE_WINDOW_MS)
+    .where("a.decision", "=", "allow")
+    .where("a.action", "in", RATE_LIMITED_ACTIONS)
+    .select([
+      sql<string>`'calls'`.as("kind"),
+      sql<string>`''`.as("server"),
+      sql<string | null>`NULL`.as("tool"),
+      sql<string>`''`.as("level"),
+      sql<number | null>`NULL`.as("rate_limit_per_minute"),
+      sql<number | null>`count(*)`.as("n"),
     ]);
 
-  const result = await tools.unionAll(servers).unionAll(revoked).unionAll(meta).execute();
+  const result = await tools.unionAll(servers).unionAll(revoked).unionAll(meta).unionAll(calls).execute();
   const rows: GrantRow[] = [];
   let revokedBeforeMs: number | null = null;
   let policyHash: string | null = null;
+  let callsInWindow = 0;
   for (const row of result) {
     if (row.kind === "tool" || row.kind === "server") {
       rows.push({
@@ -87,11 +117,13 @@ export async function loadPrincipalGrants(db: Kysely<Database>, subjects: readon
         level: row.level,
         rate_limit_per_minute: row.rate_limit_per_minute,
       });
-    } else if (row.kind === "revoked" && row.revoked_before_ms !== null) {
-      revokedBeforeMs = Math.max(revokedBeforeMs ?? 0, row.revoked_before_ms);
+    } else if (row.kind === "revoked" && row.n !== null) {
+      revokedBeforeMs = Math.max(revokedBeforeMs ?? 0, row.n);
     } else if (row.kind === "policy") {
       policyHash = row.server;
+    } else if (row.kind === "calls") {
+      callsInWindow = row.n ?? 0;
     }
   }
-  return { rows, revokedBeforeMs, policyHash };
+  return { rows, revokedBeforeMs, policyHash, callsInWindow };
 }

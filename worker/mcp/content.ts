@@ -19,10 +19,11 @@ import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Backends } from "./backends.ts";
+import { auditOrFail } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
 import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri } from "./names.ts";
-import { auditOrFail, type ToolDeps } from "./tools.ts";
+import type { ToolDeps } from "./tools.ts";
 
 /** Lists are merged across servers and returned whole; this bounds one server's pages. */
 const MAX_LIST_PAGES = 20;

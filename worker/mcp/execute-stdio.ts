@@ -4,8 +4,10 @@ import { isServerId, type ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
 import type { AuditEntry } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import { enforceRateLimit } from "./call-guards.ts";
 import { RpcError } from "./errors.ts";
 import { EXECUTE_STDIO_TOOL } from "./names.ts";
+import type { ToolDeps } from "./tools.ts";
 
 /** Sends one JSON-RPC request to a server's process through the bridge's `/execute`; resolves to its response. */
 export type ExecuteFn = (server: ServerId, principal: string, message: unknown) => Promise<unknown>;
@@ -55,7 +57,7 @@ export function executeStdioTool(servers: readonly ServerId[]): Tool {
 
 type Audit<D> = (deps: D, ctx: RequestContext, entry: AuditEntry) => Promise<void>;
 
-export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
+export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDeps["db"] }>(
   deps: D,
   ctx: RequestContext,
   rawArgs: unknown,
@@ -84,8 +86,9 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn }>(
       `Invalid arguments for ${EXECUTE_STDIO_TOOL}: ${parsed.success ? "unknown server" : parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
     );
   }
-  const started = Date.now();
   const method = parsed.data.message.method;
+  await enforceRateLimit(deps, ctx, "execute_stdio", server, method, digest);
+  const started = Date.now();
   const record = (outcome: "ok" | "jsonrpc_error" | "transport_error") =>
     audit(deps, ctx, {
       action: "execute_stdio",

@@ -11,10 +11,11 @@ import type { Kysely } from "kysely";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize, type Decision } from "../../policies/decide.ts";
-import { type AuditEntry, type AuditOutcome, argsDigest, writeAudit } from "../audit/audit.ts";
+import { type AuditOutcome, argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
 import type { Backends } from "./backends.ts";
+import { auditOrFail, enforceRateLimit } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
 import { type ExecuteFn, executeStdioTool, runExecuteStdio } from "./execute-stdio.ts";
@@ -45,22 +46,6 @@ export function mayUseServer(ctx: RequestContext, server: ServerId): boolean {
  */
 function unknownTool(name: string): RpcError {
   return new RpcError(ErrorCode.InvalidParams, `Tool ${name} not found`);
-}
-
-const auditUnavailable = () =>
-  new RpcError(
-    ErrorCode.InternalError,
-    "The audit log is unavailable, so the call was not completed. Try again shortly.",
-  );
-
-/** Writes the audit row; if it cannot be written, the request fails (the row is the record of the call). */
-export async function auditOrFail(deps: Pick<ToolDeps, "db">, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-  try {
-    await writeAudit(deps.db, ctx, entry);
-  } catch (cause) {
-    console.error(JSON.stringify({ event: "audit_write_failed", action: entry.action, error: String(cause) }));
-    throw auditUnavailable();
-  }
 }
 
 export function registerToolHandlers(server: Server, deps: ToolDeps): void {
@@ -112,6 +97,7 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
       });
       throw unknownTool(name);
     }
+    await enforceRateLimit(deps, ctx, "tools/call", target.server, target.name, digest);
 
     const progressToken = req.params._meta?.progressToken;
     const onprogress =

@@ -18,6 +18,7 @@ export async function authorizeInBrowser(
   authorizationUrl: URL,
   person: DemoPerson,
   redirectUri: string,
+  groups?: string,
 ): Promise<string> {
   let url = authorizationUrl.toString();
   let res = await browser.request(url);
@@ -49,7 +50,7 @@ export async function authorizeInBrowser(
         consent.buttons.find((b) => b.value === "approve"),
       );
     } else if (picker) {
-      res = await browser.submit(url, picker, picker.buttons[0]);
+      res = await browser.submit(url, picker, picker.buttons[0], groups === undefined ? {} : { groups });
     } else {
       throw new Error(`no consent or login form for ${person} at ${url}: ${html.slice(0, 300)}`);
     }
@@ -70,9 +71,13 @@ export class DemoOAuthProvider implements OAuthClientProvider {
   readonly person: DemoPerson;
   readonly clientName: string;
 
-  constructor(person: DemoPerson, clientName = `e2e ${person}`) {
+  /** Mock groups to sign in with instead of the person's own (the mock login lets you edit them). */
+  readonly groups: string | undefined;
+
+  constructor(person: DemoPerson, clientName = `e2e ${person}`, groups?: string) {
     this.person = person;
     this.clientName = clientName;
+    this.groups = groups;
   }
 
   get redirectUrl(): string {
@@ -100,7 +105,7 @@ export class DemoOAuthProvider implements OAuthClientProvider {
     this.#tokens = tokens;
   }
   async redirectToAuthorization(url: URL) {
-    this.code = await authorizeInBrowser(this.browser, url, this.person, this.redirect);
+    this.code = await authorizeInBrowser(this.browser, url, this.person, this.redirect, this.groups);
   }
   saveCodeVerifier(verifier: string) {
     this.#verifier = verifier;

@@ -1,0 +1,48 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import type { Kysely } from "kysely";
+import { withinRateLimit } from "../../policies/decide.ts";
+import { type AuditEntry, writeAudit } from "../audit/audit.ts";
+import type { RequestContext } from "../authz/request-context.ts";
+import type { Database } from "../db/database.ts";
+import { RpcError } from "./errors.ts";
+
+/** What the guards need: the database the audit log lives in. */
+interface GuardDeps {
+  readonly db: Kysely<Database>;
+}
+
+const auditUnavailable = () =>
+  new RpcError(
+    ErrorCode.InternalError,
+    "The audit log is unavailable, so the call was not completed. Try again shortly.",
+  );
+
+/** Answer for a call over the caller's rate limit (an application error code in JSON-RPC's server range). */
+export const RATE_LIMITED_CODE = -32_029;
+
+/** Refuses (and audits) a call when the caller's roles' rate limit is used up for this minute. */
+export async function enforceRateLimit(
+  deps: GuardDeps,
+  ctx: RequestContext,
+  action: string,
+  server: string,
+  tool: string | null,
+  digest: string,
+): Promise<void> {
+  if (withinRateLimit(ctx.grants, ctx.callsInWindow)) return;
+  await auditOrFail(deps, ctx, { action, server, tool, decision: "deny", reason: "rate_limited", argsDigest: digest });
+  throw new RpcError(
+    RATE_LIMITED_CODE,
+    `Rate limit reached: your roles allow ${ctx.grants.rateLimitPerMinute} calls per minute. Try again shortly.`,
+  );
+}
+
+/** Writes the audit row; if it cannot be written, the request fails (the row is the record of the call). */
+export async function auditOrFail(deps: GuardDeps, ctx: RequestContext, entry: AuditEntry): Promise<void> {
+  try {
+    await writeAudit(deps.db, ctx, entry);
+  } catch (cause) {
+    console.error(JSON.stringify({ event: "audit_write_failed", action: entry.action, error: String(cause) }));
+    throw auditUnavailable();
+  }
+}
