@@ -271,10 +271,29 @@ describe("fail closed", () => {
 
   it("audit log unavailable: the call fails instead of going unrecorded", async () => {
     const carol = await open("carol");
+    // Writes fail while reads still work (the grants query reads the log for rate limits): exactly the
+    // moment after a call ran and before its row is written.
+    await d1Execute(
+      stack.stateDir,
+      "CREATE TRIGGER e2e_audit_offline BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit offline'); END",
+    );
+    try {
+      const error = await callError(carol.client, "everything__echo", { message: "x" });
+      expect(error?.message).toContain("The audit log is unavailable, so the call was not completed");
+      // The database's own error text does not reach the client.
+      expect(error?.message).not.toContain("audit offline");
+    } finally {
+      await d1Execute(stack.stateDir, "DROP TRIGGER e2e_audit_offline");
+    }
+    expect(await callError(carol.client, "everything__echo", { message: "x" })).toBeNull();
+  });
+
+  it("audit log table gone: authorization itself fails closed (503), since the grants query reads it", async () => {
+    const carol = await open("carol");
     await d1Execute(stack.stateDir, "ALTER TABLE audit_log RENAME TO audit_log_offline");
     try {
       const error = await callError(carol.client, "everything__echo", { message: "x" });
-      expect(error?.message).toContain("The audit log is unavailable");
+      expect(error?.message).toContain("Authorization is temporarily unavailable");
     } finally {
       await d1Execute(stack.stateDir, "ALTER TABLE audit_log_offline RENAME TO audit_log");
     }
