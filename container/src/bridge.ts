@@ -2,8 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BridgeConfig } from "./config.ts";
 import type { BridgeContext } from "./context.ts";
-import { importBridgeKey, ReplayCache } from "./contract.ts";
+import { ReplayCache } from "./contract.ts";
 import type { Logger } from "./log.ts";
+import { importVerifyingKey } from "./mac.ts";
 import { ServerPool } from "./pool.ts";
 import { createHandler } from "./server.ts";
 import { SessionRegistry } from "./session.ts";
@@ -26,7 +27,7 @@ export async function startBridge(config: BridgeConfig, log: Logger, appRoot: st
   const ctx: BridgeContext = {
     config,
     log,
-    key: await importBridgeKey(config.secret),
+    key: await importVerifyingKey(config.secret),
     replay: new ReplayCache(config.replayCacheEntries),
     pool,
     sessions: new SessionRegistry(config.sessionIdleMs, KEEPALIVE_INTERVAL_MS),
