@@ -11,6 +11,8 @@ export const PORTS = {
   gateway: { worker: 18630, bridge: 18631, inspector: 18632 },
   /** The second local stack, with the metered Worker entry, for the cost count. */
   metered: { worker: 18640, bridge: 18641, inspector: 18642 },
+  /** bench/profile/worker.ts */
+  profile: { worker: 18650, bridge: 18651, inspector: 18652 },
 } as const;
 
 export interface Level {

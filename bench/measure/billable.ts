@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { GatewayTarget } from "../targets/gateway.ts";
 import type { Session } from "../targets/target.ts";
 import { echo, readGraph, uniqueMessage } from "./calls.ts";
+import { type ProcessCpu, treeCpuByProcess } from "./proc.ts";
 
 /**
  * Counts what costs money on Cloudflare per gateway operation, on the local stack started with the metered
@@ -20,6 +21,33 @@ export interface BillablePhase {
   /** How many operations the tallies cover (they are divided by this). */
   readonly per: number;
   readonly tallies: Tallies;
+  /** CPU ms per operation of each process of the local stack during the phase, by role. */
+  readonly cpuByRole: Record<string, number>;
+}
+
+/** What each process of the local stack is, from its command line. */
+function roleOf(command: string, workerPort: string): string {
+  if (command.includes("/workerd")) {
+    return command.includes(`entry=127.0.0.1:${workerPort}`)
+      ? "workerd: wrangler's proxy in front of the Worker (local dev only)"
+      : "workerd: the Worker, its Durable Objects, local D1 and KV";
+  }
+  if (command.includes("wrangler")) return "wrangler (Node)";
+  if (command.includes("esbuild")) return "esbuild (wrangler's bundler)";
+  if (command.includes("container/src/main.ts")) return "bridge (Node)";
+  if (command.includes("server-everything")) return "everything (stdio server)";
+  if (command.includes("server-memory")) return "memory (stdio server)";
+  return command.slice(0, 60);
+}
+
+function cpuDelta(before: readonly ProcessCpu[], after: readonly ProcessCpu[], per: number, port: string) {
+  const start = new Map(before.map((p) => [p.pid, p.cpuMs]));
+  const byRole: Record<string, number> = {};
+  for (const p of after) {
+    const role = roleOf(p.command, port);
+    byRole[role] = (byRole[role] ?? 0) + (p.cpuMs - (start.get(p.pid) ?? 0)) / per;
+  }
+  return byRole;
 }
 
 async function meter(target: GatewayTarget, method: "GET" | "POST"): Promise<Tallies> {
@@ -32,10 +60,14 @@ export async function countBillable(target: GatewayTarget, calls: number): Promi
   const phases: BillablePhase[] = [];
   const phase = async <T>(name: string, per: number, run: () => Promise<T>): Promise<T> => {
     await meter(target, "POST");
+    const cpuBefore = treeCpuByProcess(target.servingRoots());
     const value = await run();
+    const cpuAfter = treeCpuByProcess(target.servingRoots());
     // Responses stream: the audit write of the last call lands just after its answer; wait for it.
     await new Promise((r) => setTimeout(r, 200));
-    phases.push({ phase: name, per, tallies: await meter(target, "GET") });
+    const tallies = await meter(target, "GET");
+    const port = new URL(target.stack.url).port;
+    phases.push({ phase: name, per, tallies, cpuByRole: cpuDelta(cpuBefore, cpuAfter, per, port) });
     return value;
   };
   const session: Session = await phase("initialize (new session)", 1, () => target.connect("everything", ""));

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerName, Session, Target } from "../targets/target.ts";
 
 /** A call's result as the SDK returns it, narrowed to what the checks read. */
@@ -7,7 +9,14 @@ interface CallResult {
   readonly isError?: boolean;
 }
 
-export type CallOutcome = "ok" | "wrong" | "error";
+/** `error:<kind>` names how a call failed (an HTTP status, a JSON-RPC code), so refusals can be told apart. */
+export type CallOutcome = "ok" | "wrong" | `error:${string}`;
+
+function failure(error: unknown): CallOutcome {
+  if (error instanceof StreamableHTTPError) return `error:HTTP ${error.code}`;
+  if (error instanceof McpError) return `error:JSON-RPC ${error.code}`;
+  return `error:${error instanceof Error ? error.name : "unknown"}`;
+}
 
 /** How long one call may take before the bench counts it as an error (the SDK's own default). */
 const CALL_TIMEOUT_MS = 60_000;
@@ -21,10 +30,10 @@ export async function echo(target: Target, session: Session, message: string): P
       undefined,
       { timeout: CALL_TIMEOUT_MS },
     )) as CallResult;
-  } catch {
-    return "error";
+  } catch (error) {
+    return failure(error);
   }
-  if (result.isError) return "error";
+  if (result.isError) return "error:tool error";
   return result.content?.[0]?.text === `Echo: ${message}` ? "ok" : "wrong";
 }
 
@@ -35,10 +44,10 @@ export async function readGraph(target: Target, session: Session): Promise<CallO
     result = (await session.client.callTool({ name: target.tool("memory", "read_graph"), arguments: {} }, undefined, {
       timeout: CALL_TIMEOUT_MS,
     })) as CallResult;
-  } catch {
-    return "error";
+  } catch (error) {
+    return failure(error);
   }
-  if (result.isError) return "error";
+  if (result.isError) return "error:tool error";
   try {
     const graph = JSON.parse(result.content?.[0]?.text ?? "") as { entities?: unknown; relations?: unknown };
     return Array.isArray(graph.entities) && Array.isArray(graph.relations) ? "ok" : "wrong";

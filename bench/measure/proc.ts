@@ -89,19 +89,25 @@ export function treeMemory(roots: readonly number[]): TreeMemory {
   return { processes, rssKiB, pssKiB };
 }
 
-/** Per-process CPU ms, named by command, for finding where a tree spends its time. */
-export function treeCpuByProcess(roots: readonly number[]): Map<string, number> {
-  const out = new Map<string, number>();
+export interface ProcessCpu {
+  readonly pid: number;
+  readonly command: string;
+  readonly cpuMs: number;
+}
+
+/** CPU ms so far of each process in the tree, with its command line, for finding where a tree spends time. */
+export function treeCpuByProcess(roots: readonly number[]): ProcessCpu[] {
+  const out: ProcessCpu[] = [];
   for (const pid of processTree(roots)) {
     const stat = readStat(pid);
     if (!stat) continue;
-    let name: string;
+    let command: string;
     try {
-      name = `${readFileSync(`/proc/${pid}/comm`, "utf8").trim()}#${pid}`;
+      command = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
     } catch {
       continue;
     }
-    out.set(name, stat.cpuTicks * MS_PER_TICK);
+    out.push({ pid, command, cpuMs: stat.cpuTicks * MS_PER_TICK });
   }
   return out;
 }

@@ -7,6 +7,9 @@ export interface RunResult {
   readonly calls: number;
   readonly wrong: number;
   readonly errors: number;
+  /** Failed calls by kind (`HTTP 503`, `JSON-RPC -32001`, …). */
+  readonly errorKinds: Record<string, number>;
+  /** Latencies of answered calls (right or wrong); a refusal's latency says nothing about the path. */
   readonly latencies: number[];
   readonly elapsedMs: number;
   readonly cpuMs: number;
@@ -16,14 +19,20 @@ class Recorder {
   calls = 0;
   wrong = 0;
   errors = 0;
+  readonly errorKinds: Record<string, number> = {};
   readonly latencies: number[] = [];
   async time(run: () => Promise<CallOutcome>): Promise<void> {
     const started = performance.now();
     const outcome = await run();
-    this.latencies.push(performance.now() - started);
     this.calls += 1;
+    if (outcome.startsWith("error:")) {
+      this.errors += 1;
+      const kind = outcome.slice("error:".length);
+      this.errorKinds[kind] = (this.errorKinds[kind] ?? 0) + 1;
+      return;
+    }
+    this.latencies.push(performance.now() - started);
     if (outcome === "wrong") this.wrong += 1;
-    if (outcome === "error") this.errors += 1;
   }
 }
 
@@ -34,7 +43,15 @@ async function measured(target: Target, body: (rec: Recorder) => Promise<void>):
   const started = performance.now();
   await body(rec);
   const elapsedMs = performance.now() - started;
-  return { ...rec, latencies: rec.latencies, elapsedMs, cpuMs: treeCpuMs(roots) - cpuBefore };
+  return {
+    calls: rec.calls,
+    wrong: rec.wrong,
+    errors: rec.errors,
+    errorKinds: rec.errorKinds,
+    latencies: rec.latencies,
+    elapsedMs,
+    cpuMs: treeCpuMs(roots) - cpuBefore,
+  };
 }
 
 /** One call at a time on one session, after `warmup` unmeasured calls. */

@@ -63,3 +63,13 @@ export function localTimeTable(phase: BillablePhase): string {
     ]);
   return table(["step", "tally", "per call", "ms each (local)"], rows);
 }
+
+/** CPU per call of each process of the local stack (from /proc), for one phase. */
+export function cpuByRoleTable(phase: BillablePhase): string {
+  const rows = Object.entries(phase.cpuByRole)
+    .filter(([, v]) => v > 0)
+    .sort(([, a], [, b]) => b - a)
+    .map(([role, v]) => [role, ms(v)]);
+  const total = Object.values(phase.cpuByRole).reduce((a, b) => a + b, 0);
+  return table(["process", "CPU ms per call"], [...rows, ["**serving tree total**", `**${ms(total)}**`]]);
+}

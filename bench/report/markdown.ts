@@ -1,5 +1,5 @@
 import type { Results } from "../results.ts";
-import { billableTable, localTimeTable } from "./billable.ts";
+import { billableTable, cpuByRoleTable, localTimeTable } from "./billable.ts";
 import { table } from "./format.ts";
 import { billableGoalRows, goalsTable } from "./goals.ts";
 import { concurrencyTable, memoryTable, payloadTable, roundsTable, sequentialTable, setupTable } from "./tables.ts";
@@ -69,6 +69,10 @@ export function renderResults(results: Results): string {
           "Where the time of one gateway call goes locally (sequential echo phase):",
           "",
           echoPhase ? localTimeTable(echoPhase) : "",
+          "",
+          "CPU of each process of the local stack per call (same phase; the client is not included):",
+          "",
+          echoPhase ? cpuByRoleTable(echoPhase) : "",
         ].join("\n")
       : `Not counted in this run${results.billableError ? `: ${results.billableError}` : ""}.`,
   ];

@@ -6,6 +6,7 @@ import {
   bestPeer,
   callsPerSecond,
   cpuPerCall,
+  failures,
   mid,
   p50,
   p99,
@@ -71,7 +72,7 @@ export function concurrencyTable(results: Results): string {
         ms(mid(results, key, t, p99)),
         ms(mid(results, key, t, cpuPerCall)),
         String(total(results, key, t, (r) => r.wrong)),
-        String(total(results, key, t, (r) => r.errors)),
+        failures(results, key, t),
         versus(results, key, t, "direct", callsPerSecond),
         versus(results, key, t, peer, callsPerSecond),
       ]);
@@ -106,7 +107,7 @@ export function payloadTable(results: Results): string {
         bytes(size),
         `\`${t}\``,
         ok ? ms(mid(results, key, t, p50)) : `fails`,
-        `${failed}/${calls}`,
+        failed === 0 ? `0/${calls}` : `${failures(results, key, t)} of ${calls}`,
         ok ? versus(results, key, t, "direct", p50) : "–",
       ]);
     }
@@ -156,10 +157,10 @@ export function memoryTable(results: Results): string {
       "target",
       "everything: PSS MiB/session",
       "RSS MiB/session",
-      "tree PSS MiB at start (processes)",
+      "tree PSS MiB before (processes before → after)",
       "memory: PSS MiB/session",
       "RSS MiB/session",
-      "tree PSS MiB at start (processes)",
+      "tree PSS MiB before (processes before → after)",
     ],
     rows,
   );

@@ -58,3 +58,19 @@ export function total(results: Results, key: string, target: TargetName, count: 
     return acc + (run ? count(run) : 0);
   }, 0);
 }
+
+/** Failed calls over all rounds, with their kinds: `87 (HTTP 503)`. */
+export function failures(results: Results, key: string, target: TargetName): string {
+  const kinds: Record<string, number> = {};
+  let n = 0;
+  for (const round of results.rounds) {
+    const run = round.get(key)?.get(target);
+    if (!run) continue;
+    n += run.errors;
+    for (const [kind, count] of Object.entries(run.errorKinds)) kinds[kind] = (kinds[kind] ?? 0) + count;
+  }
+  if (n === 0) return "0";
+  return `${n} (${Object.entries(kinds)
+    .map(([kind, count]) => (Object.keys(kinds).length > 1 ? `${count}× ${kind}` : kind))
+    .join(", ")})`;
+}
