@@ -13,6 +13,9 @@ import { type ProcessCpu, treeCpuByProcess } from "./proc.ts";
 const Tallies = z.record(z.string(), z.object({ count: z.number(), ms: z.number() }));
 export type Tallies = z.infer<typeof Tallies>;
 
+/** Work a response does not wait for (the audit write after a streamed answer, a session's teardown) is done by then. */
+const SETTLE_MS = 500;
+
 /** The path the metered entry answers (GET: tallies; POST: reset). */
 const METER_PATH = "/__meter";
 
@@ -64,7 +67,7 @@ export async function countBillable(target: GatewayTarget, calls: number): Promi
     const value = await run();
     const cpuAfter = treeCpuByProcess(target.servingRoots());
     // Responses stream: the audit write of the last call lands just after its answer; wait for it.
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const tallies = await meter(target, "GET");
     const port = new URL(target.stack.url).port;
     phases.push({ phase: name, per, tallies, cpuByRole: cpuDelta(cpuBefore, cpuAfter, per, port) });
@@ -93,6 +96,9 @@ export async function countBillable(target: GatewayTarget, calls: number): Promi
       );
     });
     await Promise.all(others.map((s) => s.close()));
+    // Ending a session finishes after its DELETE is answered (backend sessions, storage): let that land
+    // before counting the next phase.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
   } finally {
     await phase("DELETE (end the session)", 1, () => session.close());
   }
