@@ -65,6 +65,7 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const marks = markers(sources);
   const byGroup = new Map<string, number>();
+  const byFunction = new Map<string, number>();
   let totalMs = 0;
   let idleMs = 0;
   profile.samples.forEach((sample, i) => {
@@ -77,14 +78,19 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
       return;
     }
     let group: string | undefined;
+    let fn = "";
     for (let id: number | undefined = sample; id !== undefined && group === undefined; id = parent.get(id)) {
       const frame = byId.get(id)?.callFrame;
       const list = frame ? marks.get(frame.scriptId) : undefined;
       const module = frame && list ? moduleAt(list, frame.lineNumber) : undefined;
-      if (module) group = groupOf(module);
+      if (module) {
+        group = groupOf(module);
+        fn = `${frame?.functionName || "(anonymous)"} (${module.split("/").slice(-2).join("/")})`;
+      }
     }
     const label = group ?? `(runtime: ${leaf.callFrame.url || leaf.callFrame.functionName || "?"})`;
     byGroup.set(label, (byGroup.get(label) ?? 0) + ms);
+    if (fn) byFunction.set(fn, (byFunction.get(fn) ?? 0) + ms);
   });
-  return { byGroup, totalMs, idleMs };
+  return { byGroup, byFunction, totalMs, idleMs };
 }
