@@ -1,6 +1,6 @@
 /**
  * The product Worker (worker/index.ts) with metered bindings, as a wrangler entry for measurement only:
- * `wrangler dev test/workers/metering/metered-worker.ts` (the bench does this; see bench/README.md).
+ * `wrangler dev test/workers/metering/metered-worker.ts` (the bench does this; see bench/RESULTS.md).
  * Never deployed: the deployment's entry is worker/index.ts, and this file is not reachable from it.
  *
  * It runs the product's code unchanged. The only differences: `env.DB`, `env.OAUTH_KV`, `env.MCP_SESSIONS`
