@@ -32,7 +32,10 @@ const { values } = parseArgs({
 });
 
 const base: Plan = values.quick ? QUICK : FULL;
-const plan: Plan = values.rounds ? { ...base, rounds: Math.max(1, Number(values.rounds)) } : base;
+const rounds = values.rounds === undefined ? base.rounds : Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1)
+  throw new Error(`--rounds must be a whole number ≥ 1, not "${values.rounds}"`);
+const plan: Plan = { ...base, rounds };
 const selected = (values.targets?.split(",") ?? [...TARGET_NAMES]).map((t) => t.trim());
 for (const t of selected) {
   if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}" (${TARGET_NAMES})`);

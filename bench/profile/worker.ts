@@ -2,7 +2,7 @@
 // Where the Worker's CPU goes per gateway call: starts the local stack, signs in, makes N echo calls while
 // the Worker's isolate is profiled through wrangler's inspector, and prints CPU per call by bundled module
 // (esbuild marks each module in the dev bundle with a `// path` comment, so a line maps to its module).
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -17,7 +17,8 @@ const { values } = parseArgs({
   options: { calls: { type: "string", default: "400" }, out: { type: "string" } },
 });
 const calls = Number(values.calls);
-const target = await gatewayTarget(PORTS.profile, path.join(os.tmpdir(), `hatago-bench-profile-${process.pid}`));
+const stateDir = path.join(os.tmpdir(), `hatago-bench-profile-${process.pid}`);
+const target = await gatewayTarget(PORTS.profile, stateDir);
 process.on("exit", () => target.killNow());
 try {
   const session = await target.connect("everything", "");
@@ -52,4 +53,5 @@ try {
   );
 } finally {
   await target.stop();
+  await rm(stateDir, { recursive: true, force: true });
 }
