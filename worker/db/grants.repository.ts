@@ -1,4 +1,4 @@
-import { type Kysely, sql } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { GrantRow } from "../../policies/decide.ts";
 import type { Database } from "./database.ts";
 
@@ -36,7 +36,77 @@ export async function loadPrincipalGrants(
 ): Promise<PrincipalGrants> {
   const list = [...new Set([...subjects, "*"])];
   if (list.length > MAX_SUBJECTS) throw new RangeError(`a principal has at most ${MAX_SUBJECTS} subjects`);
+  const result = await db.executeQuery<GrantsQueryRow>(
+    compiledGrantsQuery(db, list.length, list, principal, nowMs - RATE_WINDOW_MS),
+  );
+  const rows: GrantRow[] = [];
+  let revokedBeforeMs: number | null = null;
+  let policyHash: string | null = null;
+  let callsInWindow = 0;
+  for (const row of result.rows) {
+    if (row.kind === "tool" || row.kind === "server") {
+      rows.push({
+        kind: row.kind,
+        server: row.server,
+        tool: row.tool,
+        level: row.level,
+        rate_limit_per_minute: row.rate_limit_per_minute,
+      });
+    } else if (row.kind === "revoked" && row.n !== null) {
+      revokedBeforeMs = Math.max(revokedBeforeMs ?? 0, row.n);
+    } else if (row.kind === "policy") {
+      policyHash = row.server;
+    } else if (row.kind === "calls") {
+      callsInWindow = row.n ?? 0;
+    }
+  }
+  return { rows, revokedBeforeMs, policyHash, callsInWindow };
+}
 
+interface GrantsQueryRow {
+  readonly kind: string;
+  readonly server: string;
+  readonly tool: string | null;
+  readonly level: string;
+  readonly rate_limit_per_minute: number | null;
+  readonly n: number | null;
+}
+
+/**
+ * The query's SQL depends only on how many subjects it binds, so it is built and compiled once per count
+ * (kysely's building and compiling was ~10% of the Worker's CPU per request, bench/RESULTS.md), with
+ * sentinel parameters that are swapped for this request's values. Constant parameters stay as compiled.
+ */
+const compiledBySubjectCount = new Map<number, CompiledQuery>();
+const SUBJECT_SENTINEL = "\u0000hatago-subject:";
+const PRINCIPAL_SENTINEL = "\u0000hatago-principal";
+const SINCE_SENTINEL = "\u0000hatago-since";
+
+function compiledGrantsQuery(
+  db: Kysely<Database>,
+  count: number,
+  subjects: readonly string[],
+  principal: string,
+  sinceMs: number,
+): CompiledQuery {
+  let template = compiledBySubjectCount.get(count);
+  if (!template) {
+    const placeholders = Array.from({ length: count }, (_, i) => `${SUBJECT_SENTINEL}${i}`);
+    template = buildGrantsQuery(db, placeholders, PRINCIPAL_SENTINEL, SINCE_SENTINEL).compile();
+    compiledBySubjectCount.set(count, template);
+  }
+  const parameters = template.parameters.map((p) => {
+    if (p === PRINCIPAL_SENTINEL) return principal;
+    if (p === SINCE_SENTINEL) return sinceMs;
+    if (typeof p === "string" && p.startsWith(SUBJECT_SENTINEL))
+      return subjects[Number(p.slice(SUBJECT_SENTINEL.length))];
+    return p;
+  });
+  return CompiledQuery.raw(template.sql, parameters);
+}
+
+/** The effective-grant query, written with kysely: five branches with the same columns, UNION ALL. */
+function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], principal: string, since: string | number) {
   // Every branch has the same columns: kind, server, tool, level, rate_limit_per_minute, and n (a number
   // whose meaning depends on the kind: a revocation cut-off, or a call count).
   const tools = db
@@ -91,7 +161,7 @@ export async function loadPrincipalGrants(
   const calls = db
     .selectFrom("audit_log as a")
     .where("a.principal", "=", principal)
-    .where("a.at_ms", ">", nowMs - RATE_WINDOW_MS)
+    .where("a.at_ms", ">", since as number)
     .where("a.decision", "=", "allow")
     .where("a.action", "in", RATE_LIMITED_ACTIONS)
     .select([
@@ -103,27 +173,5 @@ export async function loadPrincipalGrants(
       sql<number | null>`count(*)`.as("n"),
     ]);
 
-  const result = await tools.unionAll(servers).unionAll(revoked).unionAll(meta).unionAll(calls).execute();
-  const rows: GrantRow[] = [];
-  let revokedBeforeMs: number | null = null;
-  let policyHash: string | null = null;
-  let callsInWindow = 0;
-  for (const row of result) {
-    if (row.kind === "tool" || row.kind === "server") {
-      rows.push({
-        kind: row.kind,
-        server: row.server,
-        tool: row.tool,
-        level: row.level,
-        rate_limit_per_minute: row.rate_limit_per_minute,
-      });
-    } else if (row.kind === "revoked" && row.n !== null) {
-      revokedBeforeMs = Math.max(revokedBeforeMs ?? 0, row.n);
-    } else if (row.kind === "policy") {
-      policyHash = row.server;
-    } else if (row.kind === "calls") {
-      callsInWindow = row.n ?? 0;
-    }
-  }
-  return { rows, revokedBeforeMs, policyHash, callsInWindow };
+  return tools.unionAll(servers).unionAll(revoked).unionAll(meta).unionAll(calls);
 }
