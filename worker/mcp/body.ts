@@ -1,3 +1,4 @@
+import { readBytesAtMost } from "../http/read-capped.ts";
 import { GatewayError, JSONRPC } from "./errors.ts";
 
 /** One request body at most: the MCP SDK's own limit, and what the bridge accepts (container/src/contract.ts). */
@@ -14,25 +15,8 @@ export async function readJsonBody(request: Request): Promise<unknown> {
     throw new GatewayError(415, JSONRPC.invalidRequest, "Content-Type must be application/json.");
   }
   if (!request.body) throw new GatewayError(400, JSONRPC.parseError, "The request has no body.");
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_REQUEST_BODY_BYTES) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.byteLength;
-  }
+  const bytes = await readBytesAtMost(request.body, MAX_REQUEST_BODY_BYTES);
+  if (bytes === null) throw tooLarge();
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

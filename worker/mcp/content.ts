@@ -94,6 +94,27 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
     return qualified;
   };
 
+  /** Runs an allowed read against its server and writes its audit row before the answer. */
+  const audited = async <R>(
+    ctx: RequestContext,
+    action: string,
+    t: { server: ServerId; name: string },
+    run: (client: Client) => Promise<R>,
+  ) => {
+    const started = Date.now();
+    const result = await run(await deps.backends().client(t.server));
+    await auditOrFail(deps, ctx, {
+      action,
+      server: t.server,
+      tool: t.name,
+      decision: "allow",
+      reason: "granted",
+      outcome: "ok",
+      durationMs: Date.now() - started,
+    });
+    return result;
+  };
+
   server.setRequestHandler(ListResourcesRequestSchema, async (_req, extra) => ({
     resources: await listAcross<Resource>(
       contextOf(extra),
@@ -123,18 +144,9 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
     const ctx = contextOf(extra);
     const t = await target(ctx, parseQualifiedUri(req.params.uri), "resources/read", req.params.uri);
-    const started = Date.now();
-    const client = await deps.backends().client(t.server);
-    const result = await client.readResource({ ...req.params, uri: t.name });
-    await auditOrFail(deps, ctx, {
-      action: "resources/read",
-      server: t.server,
-      tool: t.name,
-      decision: "allow",
-      reason: "granted",
-      outcome: "ok",
-      durationMs: Date.now() - started,
-    });
+    const result = await audited(ctx, "resources/read", t, (client) =>
+      client.readResource({ ...req.params, uri: t.name }),
+    );
     return { ...result, contents: result.contents.map((c) => ({ ...c, uri: qualifyUri(t.server, c.uri) })) };
   });
 
@@ -171,18 +183,7 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
     const ctx = contextOf(extra);
     const t = await target(ctx, parseQualifiedName(req.params.name), "prompts/get", req.params.name);
-    const started = Date.now();
-    const result = await (await deps.backends().client(t.server)).getPrompt({ ...req.params, name: t.name });
-    await auditOrFail(deps, ctx, {
-      action: "prompts/get",
-      server: t.server,
-      tool: t.name,
-      decision: "allow",
-      reason: "granted",
-      outcome: "ok",
-      durationMs: Date.now() - started,
-    });
-    return result;
+    return audited(ctx, "prompts/get", t, (client) => client.getPrompt({ ...req.params, name: t.name }));
   });
 
   server.setRequestHandler(CompleteRequestSchema, async (req, extra) => {

@@ -1,3 +1,5 @@
+import { readBytesAtMost } from "../http/read-capped.ts";
+
 /** Token and revocation requests are a few hundred bytes; this is far above any real one. */
 const MAX_TOKEN_REQUEST_BYTES = 65_536;
 
@@ -35,39 +37,15 @@ export function namesNonPublicHost(clientId: string): boolean {
 export async function refuseNonPublicCimdClient(request: Request): Promise<Response | null> {
   const type = request.headers.get("Content-Type")?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") return null; // the library refuses other types itself
-  const body = await readAtMost(request.clone(), MAX_TOKEN_REQUEST_BYTES);
-  if (body === null) {
+  const bytes = await readBytesAtMost(request.clone().body, MAX_TOKEN_REQUEST_BYTES);
+  if (bytes === null) {
     return tokenError(413, "invalid_request", "The request is too large");
   }
-  const clientIds = new URLSearchParams(body).getAll("client_id");
+  const clientIds = new URLSearchParams(new TextDecoder().decode(bytes)).getAll("client_id");
   if (clientIds.some(namesNonPublicHost)) {
     return tokenError(401, "invalid_client", "Client authentication failed");
   }
   return null;
-}
-
-async function readAtMost(request: Request, maxBytes: number): Promise<string | null> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 function tokenError(status: number, error: string, description: string): Response {
