@@ -1,4 +1,6 @@
+import type { Selectable } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuditLogTable } from "../../worker/db/audit-log.table.ts";
 import { d1Execute } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
@@ -13,22 +15,8 @@ async function open(person: Parameters<typeof connectAs>[1]): Promise<Connected>
   return c;
 }
 
-interface AuditRow {
-  id: number;
-  principal: string;
-  client_id: string | null;
-  session_id: string | null;
-  action: string;
-  server: string | null;
-  tool: string | null;
-  decision: string;
-  reason: string;
-  outcome: string | null;
-  error_code: number | null;
-  duration_ms: number | null;
-  args_digest: string | null;
-  policy_hash: string | null;
-}
+/** A row of the audit log as the admin API returns it (the table's own type). */
+type AuditRow = Selectable<AuditLogTable>;
 
 async function audit(admin: Connected, principal: string): Promise<AuditRow[]> {
   const res = await fetch(`${stack.url}/admin/audit?principal=${encodeURIComponent(principal)}&limit=100`, {

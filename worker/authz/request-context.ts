@@ -1,8 +1,9 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts";
 import type { Database } from "../db/database.ts";
 import { loadPrincipalGrants } from "../db/grants.repository.ts";
-import { GatewayError, JSONRPC } from "../mcp/errors.ts";
+import { GatewayError } from "../mcp/errors.ts";
 
 /** Who is asking, as the token says (set by the OAuth provider from the grant's props). */
 export interface Caller {
@@ -38,13 +39,18 @@ export async function loadRequestContext(
   try {
     loaded = await loadPrincipalGrants(db, caller.subjects, caller.principal);
   } catch (cause) {
-    throw new GatewayError(503, JSONRPC.internalError, "Authorization is temporarily unavailable; try again shortly.", {
-      cause,
-      retryAfterSeconds: 5,
-    });
+    throw new GatewayError(
+      503,
+      ErrorCode.InternalError,
+      "Authorization is temporarily unavailable; try again shortly.",
+      {
+        cause,
+        retryAfterSeconds: 5,
+      },
+    );
   }
   if (loaded.revokedBeforeMs !== null && caller.authenticatedAtMs < loaded.revokedBeforeMs) {
-    throw new GatewayError(401, JSONRPC.connectionClosed, "Access for this sign-in was revoked; sign in again.");
+    throw new GatewayError(401, ErrorCode.ConnectionClosed, "Access for this sign-in was revoked; sign in again.");
   }
   return {
     caller,

@@ -1,3 +1,4 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import {
   BRIDGE_CREDENTIAL_HEADER,
   BRIDGE_ROUTES,
@@ -8,7 +9,7 @@ import {
 } from "../../container/src/contract.ts";
 import { isolationOf, type ServerId } from "../../policies/catalog.ts";
 import type { BridgeFetch } from "../mcp/backends.ts";
-import { GatewayError, JSONRPC } from "../mcp/errors.ts";
+import { GatewayError } from "../mcp/errors.ts";
 
 export interface BridgeRoute {
   readonly key: BridgeKey;
@@ -49,7 +50,7 @@ export function bridgeFetchFor(route: BridgeRoute, principal: string): BridgeFet
       return fetch(new URL(path, route.insecureDevBridgeUrl), { ...init, headers });
     }
     if (!route.containers) {
-      throw new GatewayError(503, JSONRPC.internalError, "No bridge is configured for this deployment.");
+      throw new GatewayError(503, ErrorCode.InternalError, "No bridge is configured for this deployment.");
     }
     const stub = route.containers.get(route.containers.idFromName(containerName(server, principal)));
     return stub.fetch(new Request(`http://bridge${path}`, { ...init, headers }));
@@ -68,7 +69,7 @@ export async function executeOnBridge(fetchBridge: BridgeFetch, server: ServerId
   if (!response.ok) {
     throw new GatewayError(
       502,
-      JSONRPC.internalError,
+      ErrorCode.InternalError,
       `The "${server}" server refused the request (${response.status}).`,
       {
         cause: text.slice(0, 500),
@@ -78,6 +79,8 @@ export async function executeOnBridge(fetchBridge: BridgeFetch, server: ServerId
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new GatewayError(502, JSONRPC.internalError, `The "${server}" server sent an unreadable answer.`, { cause });
+    throw new GatewayError(502, ErrorCode.InternalError, `The "${server}" server sent an unreadable answer.`, {
+      cause,
+    });
   }
 }

@@ -9,6 +9,7 @@ import {
   type ElicitRequest,
   ElicitRequestSchema,
   type ElicitResult,
+  ErrorCode,
   ListRootsRequestSchema,
   type ListRootsResult,
   type LoggingMessageNotification,
@@ -22,7 +23,7 @@ import {
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
-import { GatewayError, JSONRPC } from "./errors.ts";
+import { GatewayError } from "./errors.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
 
 /** Sends one HTTP request to the bridge that hosts `server` (path is the bridge's, e.g. `/servers/memory/mcp`). */
@@ -129,7 +130,7 @@ export class Backends {
       await client.close().catch(() => {});
       throw new GatewayError(
         503,
-        JSONRPC.internalError,
+        ErrorCode.InternalError,
         `The "${server}" server is not available right now; try again shortly.`,
         {
           cause,

@@ -1,5 +1,6 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { readBytesAtMost } from "../http/read-capped.ts";
-import { GatewayError, JSONRPC } from "./errors.ts";
+import { GatewayError } from "./errors.ts";
 
 /** One request body at most: the MCP SDK's own limit, and what the bridge accepts (container/src/contract.ts). */
 export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024;
@@ -12,19 +13,19 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   if (declared > MAX_REQUEST_BODY_BYTES) throw tooLarge();
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new GatewayError(415, JSONRPC.invalidRequest, "Content-Type must be application/json.");
+    throw new GatewayError(415, ErrorCode.InvalidRequest, "Content-Type must be application/json.");
   }
-  if (!request.body) throw new GatewayError(400, JSONRPC.parseError, "The request has no body.");
+  if (!request.body) throw new GatewayError(400, ErrorCode.ParseError, "The request has no body.");
   const bytes = await readBytesAtMost(request.body, MAX_REQUEST_BODY_BYTES);
   if (bytes === null) throw tooLarge();
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
-    throw new GatewayError(400, JSONRPC.parseError, "The request body is not valid JSON.");
+    throw new GatewayError(400, ErrorCode.ParseError, "The request body is not valid JSON.");
   }
   if (Array.isArray(body) && body.length > MAX_BATCH_MESSAGES) {
-    throw new GatewayError(413, JSONRPC.invalidRequest, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`);
+    throw new GatewayError(413, ErrorCode.InvalidRequest, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`);
   }
   return body;
 }
@@ -32,7 +33,7 @@ export async function readJsonBody(request: Request): Promise<unknown> {
 function tooLarge(): GatewayError {
   return new GatewayError(
     413,
-    JSONRPC.invalidRequest,
+    ErrorCode.InvalidRequest,
     `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
   );
 }

@@ -21,18 +21,6 @@ export class GatewayError extends Error {
   }
 }
 
-/** JSON-RPC error codes we use (the spec's, plus the MCP SDK's -32000 range for transport-level errors). */
-export const JSONRPC = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internalError: -32603,
-  /** Transport-level problems (bad session, bad headers), as the SDK uses it. */
-  connectionClosed: -32000,
-  requestTimeout: -32001,
-} as const;
-
 export function jsonRpcErrorResponse(error: GatewayError, id: string | number | null = null): Response {
   const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store" });
   if (error.retryAfterSeconds !== undefined) headers.set("retry-after", String(error.retryAfterSeconds));

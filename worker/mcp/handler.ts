@@ -1,6 +1,7 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./body.ts";
-import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
+import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
 import type { SessionEnv } from "./settings.ts";
 
@@ -33,12 +34,12 @@ export function createMcpHandler(options: McpHandlerOptions) {
       // SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin).
       const origin = request.headers.get("origin");
       if (origin !== null && !allowed.has(origin.toLowerCase())) {
-        throw new GatewayError(403, JSONRPC.connectionClosed, "This Origin may not use the MCP endpoint.");
+        throw new GatewayError(403, ErrorCode.ConnectionClosed, "This Origin may not use the MCP endpoint.");
       }
       if (Number(request.headers.get("content-length") ?? "0") > MAX_REQUEST_BODY_BYTES) {
         throw new GatewayError(
           413,
-          JSONRPC.invalidRequest,
+          ErrorCode.InvalidRequest,
           `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
         );
       }
@@ -47,14 +48,14 @@ export function createMcpHandler(options: McpHandlerOptions) {
       if (!props.success)
         throw new GatewayError(
           401,
-          JSONRPC.connectionClosed,
+          ErrorCode.ConnectionClosed,
           "The access token does not carry a usable identity; sign in again.",
         );
       const url = new URL(request.url);
       const { route, sessionId, fresh } = routeOf(request, url);
       const namespace = env.MCP_SESSIONS;
       if (!namespace)
-        throw new GatewayError(503, JSONRPC.internalError, "MCP sessions are not configured for this deployment.");
+        throw new GatewayError(503, ErrorCode.InternalError, "MCP sessions are not configured for this deployment.");
       const headers = new Headers(request.headers);
       headers.delete("authorization");
       headers.set(
@@ -88,11 +89,15 @@ function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId:
     // A POST without a session may only be initialize; the session object checks that.
     if (given === null) {
       if (method !== "POST")
-        throw new GatewayError(400, JSONRPC.connectionClosed, "Mcp-Session-Id header is required.");
+        throw new GatewayError(400, ErrorCode.ConnectionClosed, "Mcp-Session-Id header is required.");
       return { route: "mcp", sessionId: crypto.randomUUID(), fresh: true };
     }
     if (!SESSION_ID.test(given))
-      throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found: start a new session with initialize.");
+      throw new GatewayError(
+        404,
+        ErrorCode.ConnectionClosed,
+        "Session not found: start a new session with initialize.",
+      );
     return { route: "mcp", sessionId: given, fresh: false };
   }
   if (url.pathname === SSE_PATH) {
@@ -103,12 +108,12 @@ function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId:
     if (method !== "POST") throw methodNotAllowed();
     const given = url.searchParams.get("sessionId");
     if (given === null || !SESSION_ID.test(given))
-      throw new GatewayError(404, JSONRPC.connectionClosed, "Session not found.");
+      throw new GatewayError(404, ErrorCode.ConnectionClosed, "Session not found.");
     return { route: "sse-message", sessionId: given, fresh: false };
   }
-  throw new GatewayError(404, JSONRPC.methodNotFound, "Not found.");
+  throw new GatewayError(404, ErrorCode.MethodNotFound, "Not found.");
 }
 
 function methodNotAllowed(): GatewayError {
-  return new GatewayError(405, JSONRPC.connectionClosed, "Method not allowed.");
+  return new GatewayError(405, ErrorCode.ConnectionClosed, "Method not allowed.");
 }

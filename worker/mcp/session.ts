@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import {
+  ErrorCode,
   type InitializeRequest,
   isInitializeRequest,
   LATEST_PROTOCOL_VERSION,
@@ -20,7 +21,7 @@ import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
 import { registerContentHandlers } from "./content.ts";
 import { authInfoFor } from "./context.ts";
-import { GatewayError, JSONRPC, jsonRpcErrorResponse } from "./errors.ts";
+import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { parseQualifiedName, qualifyUri } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
@@ -96,7 +97,7 @@ export class McpSession extends DurableObject<SessionEnv> {
           stack: error instanceof Error ? error.stack : undefined,
         }),
       );
-      return jsonRpcErrorResponse(new GatewayError(500, JSONRPC.internalError, "Internal error."));
+      return jsonRpcErrorResponse(new GatewayError(500, ErrorCode.InternalError, "Internal error."));
     }
   }
 
@@ -112,7 +113,7 @@ export class McpSession extends DurableObject<SessionEnv> {
         // MCP Streamable HTTP: a request without a session id, other than initialize, is a 400.
         throw new GatewayError(
           400,
-          JSONRPC.connectionClosed,
+          ErrorCode.ConnectionClosed,
           "Bad Request: Mcp-Session-Id header is required (send initialize first).",
         );
       }
@@ -134,7 +135,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       if (!batchesAllowed(version)) {
         throw new GatewayError(
           400,
-          JSONRPC.invalidRequest,
+          ErrorCode.InvalidRequest,
           `JSON-RPC batches are not part of MCP ${version}; send one message per request.`,
         );
       }
@@ -194,11 +195,11 @@ export class McpSession extends DurableObject<SessionEnv> {
     if (!(transport instanceof WebSseServerTransport) || !transport.isOpen) throw sessionNotFound();
     const body = await readJsonBody(request);
     if (Array.isArray(body))
-      throw new GatewayError(400, JSONRPC.invalidRequest, "The HTTP+SSE transport takes one message per request.");
+      throw new GatewayError(400, ErrorCode.InvalidRequest, "The HTTP+SSE transport takes one message per request.");
     try {
       transport.handleMessages(body, { authInfo: authInfoFor(ctx, "") });
     } catch {
-      throw new GatewayError(400, JSONRPC.invalidRequest, "The body is not a JSON-RPC message.");
+      throw new GatewayError(400, ErrorCode.InvalidRequest, "The body is not a JSON-RPC message.");
     }
     return new Response("Accepted", { status: 202 });
   }
@@ -333,12 +334,12 @@ export class McpSession extends DurableObject<SessionEnv> {
 /** The Worker refuses every request while the configuration is invalid, so this only fails on a bug. */
 function gatewaySettingsOf(env: SessionEnv): GatewaySettings {
   const parsed = parseConfig(env);
-  if (!parsed.ok) throw new GatewayError(503, JSONRPC.internalError, "The gateway is not configured correctly.");
+  if (!parsed.ok) throw new GatewayError(503, ErrorCode.InternalError, "The gateway is not configured correctly.");
   return parsed.config.gateway;
 }
 
 function sessionNotFound(): GatewayError {
-  return new GatewayError(404, JSONRPC.connectionClosed, "Session not found: start a new session with initialize.");
+  return new GatewayError(404, ErrorCode.ConnectionClosed, "Session not found: start a new session with initialize.");
 }
 
 /** The version the SDK server negotiated: the client's if we support it, else our latest. */
