@@ -30,7 +30,10 @@ export interface HatagoWorker {
  */
 export function createWorker(config: Config): HatagoWorker {
   const login = loginFor(config);
-  const mcp = createMcpHandler({ allowedOrigins: [config.publicUrl, ...config.allowedOrigins] });
+  const mcp = createMcpHandler({
+    allowedOrigins: [config.publicUrl, ...config.allowedOrigins],
+    gateway: config.gateway,
+  });
   const admin = createAdminRoutes(config.adminAccess);
   const app = new Hono<AppEnv>();
   // Set below; the routes only run after the provider exists.

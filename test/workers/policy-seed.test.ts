@@ -45,6 +45,8 @@ describe("D1 migrations and policy seed (real D1 in workerd)", () => {
     expect(results.map((r) => r.name)).toEqual([
       "audit_log",
       "bindings",
+      "mcp_session_backends",
+      "mcp_sessions",
       "policy_meta",
       "revocations",
       "role_servers",

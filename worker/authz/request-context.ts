@@ -2,7 +2,7 @@ import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts";
 import type { Database } from "../db/database.ts";
-import { loadPrincipalGrants } from "../db/grants.repository.ts";
+import { loadPrincipalGrants, type SessionRecord } from "../db/grants.repository.ts";
 import { GatewayError } from "../mcp/errors.ts";
 
 /** Who is asking, as the token says (set by the OAuth provider from the grant's props). */
@@ -23,6 +23,8 @@ export interface RequestContext {
   readonly sessionId: string | null;
   /** The caller's allowed calls in the last minute (for its roles' rate limit). */
   readonly callsInWindow: number;
+  /** The session as recorded in D1 (read in the same query), or `null`. */
+  readonly session: SessionRecord | null;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function loadRequestContext(
 ): Promise<RequestContext> {
   let loaded: Awaited<ReturnType<typeof loadPrincipalGrants>>;
   try {
-    loaded = await loadPrincipalGrants(db, caller.subjects, caller.principal);
+    loaded = await loadPrincipalGrants(db, caller.subjects, { principal: caller.principal, sessionId });
   } catch (cause) {
     throw new GatewayError(
       503,
@@ -58,5 +60,6 @@ export async function loadRequestContext(
     policyHash: loaded.policyHash,
     sessionId,
     callsInWindow: loaded.callsInWindow,
+    session: loaded.session,
   };
 }

@@ -14,6 +14,14 @@ export interface Database {
   policy_meta: { key: string; value: string };
   audit_log: AuditLogTable;
   revocations: { subject: string; revoked_before_ms: number; reason: string; revoked_by: string };
+  mcp_sessions: { principal: string; session_id: string; created_ms: number; direct_calls: number };
+  mcp_session_backends: {
+    principal: string;
+    session_id: string;
+    server: string;
+    bridge_session_id: string;
+    protocol_version: string;
+  };
 }
 
 export function database(d1: D1Database): Kysely<Database> {

@@ -3,15 +3,26 @@ import type { GrantRow } from "../../policies/decide.ts";
 import type { Database } from "./database.ts";
 
 /**
- * D1 binds at most 100 parameters per statement. A principal's subjects are its id, its verified email,
- * its groups and `*`; logins keep at most MAX_GROUPS groups so the list (plus the principal and the
- * rate window) always fits.
+ * A principal's subjects are its id, its verified email, its groups and `*`; logins keep at most MAX_GROUPS
+ * groups. The query binds the whole list as ONE parameter (a JSON array read with `json_each`), so its
+ * parameter count is fixed whatever the list's length: D1 binds at most 100 parameters per statement.
  */
 export const MAX_SUBJECTS = 80;
+/** D1's limit on bound parameters per statement (developers.cloudflare.com/d1/platform/limits). */
+export const D1_MAX_BOUND_PARAMETERS = 100;
 /** Role rate limits are per minute. */
 export const RATE_WINDOW_MS = 60_000;
 /** The audit actions that count against a rate limit: the calls that run something on a server. */
 export const RATE_LIMITED_ACTIONS = ["tools/call", "execute_stdio"] as const;
+
+/** A Streamable HTTP session as the session object recorded it (migrations/0003_mcp_sessions.sql). */
+export interface SessionRecord {
+  readonly createdMs: number;
+  /** The client declared no sampling, elicitation or roots: its tool calls may skip the session object. */
+  readonly directCalls: boolean;
+  /** Per server: the bridge session this gateway session holds, and its protocol version. */
+  readonly backends: ReadonlyMap<string, { readonly bridgeSessionId: string; readonly protocolVersion: string }>;
+}
 
 export interface PrincipalGrants {
   readonly rows: readonly GrantRow[];
@@ -21,28 +32,40 @@ export interface PrincipalGrants {
   readonly policyHash: string | null;
   /** Allowed calls of this principal in the last RATE_WINDOW_MS, counted from the audit log. */
   readonly callsInWindow: number;
+  /** The principal's session `sessionId`, if one was asked for and is recorded. */
+  readonly session: SessionRecord | null;
+}
+
+export interface GrantsQueryOptions {
+  readonly principal?: string;
+  readonly nowMs?: number;
+  /** Also read this session of the principal (same query). */
+  readonly sessionId?: string | null;
 }
 
 /**
  * Resolves a principal (its subjects: id, email, groups) to its effective grants, its revocation
- * cut-off, the policy hash and its recent call count, in ONE query. The caller must treat a thrown error
- * as "deny": this function never returns partial results.
+ * cut-off, the policy hash, its recent call count and (optionally) one of its sessions, in ONE query. The
+ * caller must treat a thrown error as "deny": this function never returns partial results.
  */
 export async function loadPrincipalGrants(
   db: Kysely<Database>,
   subjects: readonly string[],
-  principal: string = subjects[0] ?? "",
-  nowMs: number = Date.now(),
+  options: GrantsQueryOptions = {},
 ): Promise<PrincipalGrants> {
   const list = [...new Set([...subjects, "*"])];
   if (list.length > MAX_SUBJECTS) throw new RangeError(`a principal has at most ${MAX_SUBJECTS} subjects`);
+  const principal = options.principal ?? subjects[0] ?? "";
+  const since = (options.nowMs ?? Date.now()) - RATE_WINDOW_MS;
   const result = await db.executeQuery<GrantsQueryRow>(
-    compiledGrantsQuery(db, list.length, list, principal, nowMs - RATE_WINDOW_MS),
+    compiledGrantsQuery(db, { subjects: JSON.stringify(list), principal, since, session: options.sessionId ?? "" }),
   );
   const rows: GrantRow[] = [];
   let revokedBeforeMs: number | null = null;
   let policyHash: string | null = null;
   let callsInWindow = 0;
+  let session: { createdMs: number; directCalls: boolean } | null = null;
+  const backends = new Map<string, { bridgeSessionId: string; protocolVersion: string }>();
   for (const row of result.rows) {
     if (row.kind === "tool" || row.kind === "server") {
       rows.push({
@@ -58,9 +81,18 @@ export async function loadPrincipalGrants(
       policyHash = row.server;
     } else if (row.kind === "calls") {
       callsInWindow = row.n ?? 0;
+    } else if (row.kind === "session" && row.n !== null) {
+      session = { createdMs: row.n, directCalls: row.rate_limit_per_minute === 1 };
+      if (row.tool !== null) backends.set(row.server, { bridgeSessionId: row.tool, protocolVersion: row.level });
     }
   }
-  return { rows, revokedBeforeMs, policyHash, callsInWindow };
+  return {
+    rows,
+    revokedBeforeMs,
+    policyHash,
+    callsInWindow,
+    session: session ? { ...session, backends } : null,
+  };
 }
 
 interface GrantsQueryRow {
@@ -72,48 +104,48 @@ interface GrantsQueryRow {
   readonly n: number | null;
 }
 
-/**
- * The query's SQL depends only on how many subjects it binds, so it is built and compiled once per count
- * (kysely's building and compiling was ~10% of the Worker's CPU per request, bench/RESULTS.md), with
- * sentinel parameters that are swapped for this request's values. Constant parameters stay as compiled.
- */
-const compiledBySubjectCount = new Map<number, CompiledQuery>();
-const SUBJECT_SENTINEL = "\u0000hatago-subject:";
-const PRINCIPAL_SENTINEL = "\u0000hatago-principal";
-const SINCE_SENTINEL = "\u0000hatago-since";
-
-function compiledGrantsQuery(
-  db: Kysely<Database>,
-  count: number,
-  subjects: readonly string[],
-  principal: string,
-  sinceMs: number,
-): CompiledQuery {
-  let template = compiledBySubjectCount.get(count);
-  if (!template) {
-    const placeholders = Array.from({ length: count }, (_, i) => `${SUBJECT_SENTINEL}${i}`);
-    template = buildGrantsQuery(db, placeholders, PRINCIPAL_SENTINEL, SINCE_SENTINEL).compile();
-    compiledBySubjectCount.set(count, template);
-  }
-  const parameters = template.parameters.map((p) => {
-    if (p === PRINCIPAL_SENTINEL) return principal;
-    if (p === SINCE_SENTINEL) return sinceMs;
-    if (typeof p === "string" && p.startsWith(SUBJECT_SENTINEL))
-      return subjects[Number(p.slice(SUBJECT_SENTINEL.length))];
-    return p;
-  });
-  return CompiledQuery.raw(template.sql, parameters);
+interface GrantsQueryValues {
+  /** JSON array of the subjects. */
+  readonly subjects: string;
+  readonly principal: string;
+  readonly since: number;
+  /** The session to read, or "" for none. */
+  readonly session: string;
 }
 
-/** The effective-grant query, written with kysely: five branches with the same columns, UNION ALL. */
-function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], principal: string, since: string | number) {
+/**
+ * The query's SQL never changes, only its values, so kysely builds and compiles it once per isolate
+ * (building and compiling was ~10% of the Worker's CPU per request, bench/RESULTS.md), with sentinel
+ * parameters that are swapped for this request's values. Constant parameters stay as compiled.
+ */
+let compiledTemplate: CompiledQuery | null = null;
+const SENTINEL = "\u0000hatago:";
+
+export function compiledGrantsQuery(db: Kysely<Database>, values: GrantsQueryValues): CompiledQuery {
+  compiledTemplate ??= buildGrantsQuery(db, {
+    subjects: `${SENTINEL}subjects`,
+    principal: `${SENTINEL}principal`,
+    since: `${SENTINEL}since`,
+    session: `${SENTINEL}session`,
+  }).compile();
+  const parameters = compiledTemplate.parameters.map((p) => {
+    if (typeof p !== "string" || !p.startsWith(SENTINEL)) return p;
+    return values[p.slice(SENTINEL.length) as keyof GrantsQueryValues];
+  });
+  return CompiledQuery.raw(compiledTemplate.sql, parameters);
+}
+
+/** The effective-grant query, written with kysely: six branches with the same columns, UNION ALL. */
+function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValues, string>) {
+  const subjectIn = (column: string) =>
+    sql<boolean>`${sql.ref(column)} IN (SELECT value FROM json_each(${v.subjects}))`;
   // Every branch has the same columns: kind, server, tool, level, rate_limit_per_minute, and n (a number
-  // whose meaning depends on the kind: a revocation cut-off, or a call count).
+  // whose meaning depends on the kind: a revocation cut-off, a call count, a session's creation time).
   const tools = db
     .selectFrom("bindings as b")
     .innerJoin("role_tools as t", "t.role", "b.role")
     .innerJoin("roles as r", "r.name", "b.role")
-    .where("b.subject", "in", list)
+    .where(subjectIn("b.subject"))
     .select([
       sql<string>`'tool'`.as("kind"),
       "t.server as server",
@@ -126,7 +158,7 @@ function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], princip
     .selectFrom("bindings as b")
     .innerJoin("role_servers as s", "s.role", "b.role")
     .innerJoin("roles as r", "r.name", "b.role")
-    .where("b.subject", "in", list)
+    .where(subjectIn("b.subject"))
     .select([
       sql<string>`'server'`.as("kind"),
       "s.server as server",
@@ -137,7 +169,7 @@ function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], princip
     ]);
   const revoked = db
     .selectFrom("revocations as v")
-    .where("v.subject", "in", list)
+    .where(subjectIn("v.subject"))
     .select([
       sql<string>`'revoked'`.as("kind"),
       "v.subject as server",
@@ -160,8 +192,8 @@ function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], princip
   // A range scan of the (principal, at_ms) index: at most one minute of this principal's rows.
   const calls = db
     .selectFrom("audit_log as a")
-    .where("a.principal", "=", principal)
-    .where("a.at_ms", ">", since as number)
+    .where("a.principal", "=", v.principal)
+    .where("a.at_ms", ">", sql<number>`${v.since}`)
     .where("a.decision", "=", "allow")
     .where("a.action", "in", RATE_LIMITED_ACTIONS)
     .select([
@@ -172,6 +204,29 @@ function buildGrantsQuery(db: Kysely<Database>, list: readonly string[], princip
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
       sql<number | null>`count(*)`.as("n"),
     ]);
+  // Primary-key lookups: the session, and one row per bridge session it holds (or one row with no bridge
+  // session). With no session asked for, the session id is "" and matches nothing.
+  const session = db
+    .selectFrom("mcp_sessions as ms")
+    .leftJoin("mcp_session_backends as mb", (join) =>
+      join.onRef("mb.principal", "=", "ms.principal").onRef("mb.session_id", "=", "ms.session_id"),
+    )
+    .where("ms.principal", "=", v.principal)
+    .where("ms.session_id", "=", v.session)
+    .select([
+      sql<string>`'session'`.as("kind"),
+      sql<string>`coalesce(${sql.ref("mb.server")}, '')`.as("server"),
+      sql.ref<string | null>("mb.bridge_session_id").as("tool"),
+      sql<string>`coalesce(${sql.ref("mb.protocol_version")}, '')`.as("level"),
+      sql.ref<number | null>("ms.direct_calls").as("rate_limit_per_minute"),
+      sql.ref<number | null>("ms.created_ms").as("n"),
+    ]);
 
-  return tools.unionAll(servers).unionAll(revoked).unionAll(meta).unionAll(calls);
+  // D1's SQLite allows at most 5 terms per compound SELECT, so the branches are grouped in two.
+  const grants = tools.unionAll(servers).unionAll(revoked);
+  const state = meta.unionAll(calls).unionAll(session);
+  return db
+    .selectFrom(grants.as("g"))
+    .selectAll()
+    .unionAll(db.selectFrom(state.as("s")).selectAll());
 }

@@ -1,5 +1,5 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
   type CallToolRequest,
   type ClientCapabilities,
@@ -10,6 +10,7 @@ import {
   ElicitRequestSchema,
   type ElicitResult,
   ErrorCode,
+  LATEST_PROTOCOL_VERSION,
   ListRootsRequestSchema,
   type ListRootsResult,
   type LoggingMessageNotification,
@@ -31,6 +32,8 @@ export type BridgeFetch = (server: ServerId, path: string, init: RequestInit) =>
 
 /** What the session does with what a backend server sends on its own initiative. */
 export interface BackendHooks {
+  /** A bridge session was opened for `server` (the Worker may then send tool calls to it directly). */
+  opened(server: ServerId, bridgeSessionId: string, protocolVersion: string): Promise<void>;
   toolsChanged(server: ServerId): void;
   resourcesChanged(server: ServerId): void;
   promptsChanged(server: ServerId): void;
@@ -139,6 +142,10 @@ export class Backends {
       );
     }
     if (this.#loggingLevel) await client.setLoggingLevel(this.#loggingLevel).catch(() => {});
+    const bridgeSessionId = transport.sessionId;
+    if (bridgeSessionId !== undefined) {
+      await hooks.opened(server, bridgeSessionId, transport.protocolVersion ?? LATEST_PROTOCOL_VERSION);
+    }
     return connection;
   }
 
@@ -167,14 +174,31 @@ export class Backends {
     params: CallToolRequest["params"],
     options: { signal: AbortSignal; onprogress: ((p: Progress) => void) | undefined },
   ) {
-    const { client } = await this.connection(server);
-    return client.callTool(params, undefined, {
-      signal: options.signal,
-      ...(options.onprogress ? { onprogress: options.onprogress } : {}),
-      timeout: TOOL_CALL_IDLE_TIMEOUT_MS,
-      resetTimeoutOnProgress: true,
-      maxTotalTimeout: TOOL_CALL_MAX_MS,
-    });
+    const call = async () => {
+      const { client } = await this.connection(server);
+      return client.callTool(params, undefined, {
+        signal: options.signal,
+        ...(options.onprogress ? { onprogress: options.onprogress } : {}),
+        timeout: TOOL_CALL_IDLE_TIMEOUT_MS,
+        resetTimeoutOnProgress: true,
+        maxTotalTimeout: TOOL_CALL_MAX_MS,
+      });
+    };
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof StreamableHTTPError && error.code === 404)) throw error;
+      // The bridge no longer knows this session (it idled out, or a new container started): open a new
+      // one and send the call once more. A 404 means the bridge never took the call, so it cannot run twice.
+      await this.#forget(server);
+      return call();
+    }
+  }
+
+  async #forget(server: ServerId): Promise<void> {
+    const pending = this.#connections.get(server);
+    this.#connections.delete(server);
+    await pending?.then((c) => c.client.close()).catch(() => {});
   }
 
   /** The raw client, for the pass-through methods (resources, prompts, completion). */

@@ -1,6 +1,13 @@
-import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Kysely } from "kysely";
+import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
+import { auditKeyFrom } from "../audit/audit.ts";
+import type { Caller } from "../authz/request-context.ts";
+import type { GatewaySettings } from "../config.ts";
+import { type Database, database } from "../db/database.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
-import { MAX_REQUEST_BODY_BYTES } from "./body.ts";
+import { MAX_REQUEST_BODY_BYTES, readJsonBody } from "./body.ts";
+import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
 import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
 import type { SessionEnv } from "./settings.ts";
@@ -14,11 +21,14 @@ const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
 export interface McpHandlerOptions {
   /** Origins (scheme://host[:port]) browsers may call from: the gateway's own, plus configured ones. */
   readonly allowedOrigins: readonly string[];
+  /** The bridge secret and the local bridge URL, for tool calls sent straight to a container. */
+  readonly gateway: GatewaySettings;
 }
 
 interface ProtectedContext {
   readonly props?: unknown;
   readonly auth?: { readonly clientId?: string | undefined };
+  waitUntil?(promise: Promise<unknown>): void;
 }
 
 /**
@@ -29,6 +39,22 @@ interface ProtectedContext {
  */
 export function createMcpHandler(options: McpHandlerOptions) {
   const allowed = new Set(options.allowedOrigins.map((o) => o.toLowerCase()));
+  let keys: Promise<{ bridge: BridgeKey; audit: CryptoKey }> | null = null;
+  const keysOnce = () => {
+    keys ??= (async () => ({
+      bridge: await importBridgeKey(options.gateway.bridgeSecret),
+      audit: await auditKeyFrom(options.gateway.bridgeSecret),
+    }))();
+    return keys;
+  };
+  const databases = new WeakMap<D1Database, Kysely<Database>>();
+  const databaseOf = (d1: D1Database) => {
+    const known = databases.get(d1);
+    if (known) return known;
+    const db = database(d1);
+    databases.set(d1, db);
+    return db;
+  };
   return async function mcpHandler(request: Request, env: SessionEnv, ctx: ProtectedContext): Promise<Response> {
     try {
       // SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin).
@@ -52,28 +78,51 @@ export function createMcpHandler(options: McpHandlerOptions) {
           "The access token does not carry a usable identity; sign in again.",
         );
       const url = new URL(request.url);
-      const { route, sessionId, fresh } = routeOf(request, url);
+      const routed = routeOf(request, url);
+      const { route, fresh } = routed;
+      let { sessionId } = routed;
       const namespace = env.MCP_SESSIONS;
       if (!namespace)
         throw new GatewayError(503, ErrorCode.InternalError, "MCP sessions are not configured for this deployment.");
+      const caller: Caller = {
+        principal: props.data.principal,
+        subjects: subjectsOf(props.data),
+        clientId: ctx.auth?.clientId ?? null,
+        authenticatedAtMs: props.data.authenticatedAtMs,
+      };
+      // Streamable HTTP POSTs are read here: a tool call may go straight to its container, and a new
+      // session's id says whether its client's calls can (see direct-call.ts).
+      let body: string | ReadableStream | null = request.body;
+      if (route === "mcp" && request.method === "POST") {
+        const message = await readJsonBody(request);
+        if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
+          sessionId = `${DIRECT_SESSION_PREFIX}${sessionId}`;
+        }
+        const call = fresh ? null : directCallOf(request, sessionId, message);
+        if (call) {
+          const deps = {
+            db: databaseOf(env.DB),
+            keys: keysOnce,
+            insecureDevBridgeUrl: options.gateway.insecureDevBridgeUrl,
+            containers: env.BRIDGE,
+          };
+          const direct = runDirectCall(deps, caller, sessionId, call);
+          // The audit row is written even if the client goes away mid-call.
+          ctx.waitUntil?.(direct.catch(() => {}));
+          const answered = await direct;
+          if (answered) return answered;
+        }
+        body = JSON.stringify(message);
+      }
       const headers = new Headers(request.headers);
       headers.delete("authorization");
+      headers.delete("content-length");
       headers.set(
         INTERNAL_HEADER,
-        encodeInternal({
-          route,
-          sessionId,
-          fresh,
-          caller: {
-            principal: props.data.principal,
-            subjects: subjectsOf(props.data),
-            clientId: ctx.auth?.clientId ?? null,
-            authenticatedAtMs: props.data.authenticatedAtMs,
-          },
-        }),
+        encodeInternal({ route, sessionId, fresh, caller: { ...caller, subjects: [...caller.subjects] } }),
       );
       const stub = namespace.get(namespace.idFromName(sessionObjectName(props.data.principal, sessionId)));
-      return await stub.fetch(new Request(request.url, { method: request.method, headers, body: request.body }));
+      return await stub.fetch(new Request(request.url, { method: request.method, headers, body }));
     } catch (error) {
       if (error instanceof GatewayError) return jsonRpcErrorResponse(error);
       throw error;

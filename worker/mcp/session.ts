@@ -17,20 +17,21 @@ import { loadRequestContext, type RequestContext } from "../authz/request-contex
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
+import { forgetSession, recordBackend, recordSession } from "../db/sessions.repository.ts";
 import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
 import { registerContentHandlers } from "./content.ts";
 import { authInfoFor } from "./context.ts";
+import { directCallsAllowed } from "./direct-call.ts";
 import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { parseQualifiedName, qualifyUri } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
-import type { SessionEnv } from "./settings.ts";
+import { SESSION_MAX_AGE_MS, type SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
 import { mayUseServer, registerToolHandlers } from "./tools.ts";
 
-/** A session lives at most this long; then its client gets 404 and starts a new one (as MCP specifies). */
-export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+export { SESSION_MAX_AGE_MS };
 
 const SERVER_INFO = { name: "hatago-auth", version: "0.1.0" } as const;
 const INSTRUCTIONS =
@@ -62,6 +63,7 @@ export class McpSession extends DurableObject<SessionEnv> {
   #backends: Backends | null = null;
   #backendsOf: (() => Backends) | null = null;
   #meta: SessionMeta | null = null;
+  #ending: Promise<void> | null = null;
   /** Tool calls in flight per server, newest last: server→client requests are tied to the newest. */
   readonly #inFlight = new Map<ServerId, (string | number)[]>();
 
@@ -125,6 +127,8 @@ export class McpSession extends DurableObject<SessionEnv> {
         if (!(rebuilt instanceof WebStandardStreamableHTTPServerTransport)) throw sessionNotFound();
         this.#transport = rebuilt;
         await this.#replayInitialize(rebuilt, this.#meta, ctx);
+        // The record may predate this object's eviction or be missing; the session is alive, so it is rewritten.
+        await this.#record(this.#meta);
       } else {
         throw sessionNotFound();
       }
@@ -143,6 +147,8 @@ export class McpSession extends DurableObject<SessionEnv> {
     const unavailable = await this.#preflight(body, ctx);
     if (unavailable) return unavailable;
     const response = await this.#transport.handleRequest(request, { parsedBody: body, authInfo: authInfoFor(ctx, "") });
+    // DELETE: the session's records are gone before the client hears it ended (no direct call after it).
+    if (request.method === "DELETE" && response.ok) await this.#end();
     if (created && response.ok && isInitializeRequest(body)) {
       await this.#remember({
         principal: info.caller.principal,
@@ -228,7 +234,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       jsonSchemaValidator: passThroughValidator,
     });
     const backends = () => {
-      this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server));
+      this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server, info));
       return this.#backends;
     };
     this.#backendsOf = backends;
@@ -264,13 +270,21 @@ export class McpSession extends DurableObject<SessionEnv> {
   }
 
   /** Relays what backend servers send on their own initiative to this session's client. */
-  #hooks(server: Server): BackendHooks {
+  #hooks(server: Server, info: InternalInfo): BackendHooks {
     const related = (s: ServerId) => {
       const ids = this.#inFlight.get(s) ?? [];
       return ids.length > 0 ? { relatedRequestId: ids[ids.length - 1] } : {};
     };
     const quiet = (p: Promise<unknown>) => void p.catch(() => {});
+    const key = { principal: info.caller.principal, sessionId: info.sessionId };
     return {
+      opened: async (s, bridgeSessionId, protocolVersion) => {
+        // Streamable sessions only: the Worker sends direct calls for those alone.
+        if (this.#meta?.kind !== "streamable") return;
+        await recordBackend(this.#db, key, s, bridgeSessionId, protocolVersion).catch((error: unknown) =>
+          console.error(JSON.stringify({ event: "session_record_failed", server: s, error: String(error) })),
+        );
+      },
       toolsChanged: () => quiet(server.sendToolListChanged()),
       resourcesChanged: () => quiet(server.sendResourceListChanged()),
       promptsChanged: () => quiet(server.sendPromptListChanged()),
@@ -311,10 +325,36 @@ export class McpSession extends DurableObject<SessionEnv> {
     this.#meta = meta;
     await this.ctx.storage.put("meta", meta);
     await this.ctx.storage.setAlarm(meta.createdAtMs + SESSION_MAX_AGE_MS);
+    await this.#record(meta);
   }
 
-  /** Ends the session: backend sessions closed, state deleted. Later requests get 404. */
-  async #end(): Promise<void> {
+  /**
+   * Records a Streamable HTTP session in D1, where the Worker reads it for direct tool calls. Best effort:
+   * without the record every call takes the session path, which is slower and otherwise the same.
+   */
+  async #record(meta: SessionMeta): Promise<void> {
+    if (meta.kind !== "streamable") return;
+    const key = { principal: meta.principal, sessionId: meta.sessionId };
+    await recordSession(this.#db, key, meta.createdAtMs, directCallsAllowed(meta.initialize.capabilities)).catch(
+      (error: unknown) => console.error(JSON.stringify({ event: "session_record_failed", error: String(error) })),
+    );
+  }
+
+  /** Ends the session: its D1 records, backend sessions closed, state deleted. Later requests get 404. */
+  #end(): Promise<void> {
+    this.#ending ??= this.#endOnce().finally(() => {
+      this.#ending = null;
+    });
+    return this.#ending;
+  }
+
+  async #endOnce(): Promise<void> {
+    const meta = this.#meta ?? (await this.ctx.storage.get<SessionMeta>("meta")) ?? null;
+    if (meta?.kind === "streamable") {
+      await forgetSession(this.#db, { principal: meta.principal, sessionId: meta.sessionId }).catch((error: unknown) =>
+        console.error(JSON.stringify({ event: "session_forget_failed", error: String(error) })),
+      );
+    }
     const backends = this.#backends;
     const server = this.#server;
     this.#backends = null;

@@ -4,3 +4,6 @@ export interface SessionEnv {
   readonly MCP_SESSIONS?: DurableObjectNamespace;
   readonly BRIDGE?: DurableObjectNamespace;
 }
+
+/** A session lives at most this long; then its client gets 404 and starts a new one (as MCP specifies). */
+export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;

@@ -44,7 +44,7 @@ export function mayUseServer(ctx: RequestContext, server: ServerId): boolean {
  * SECURITY: the answer for a tool that does not exist and for one the caller may not use is the same
  * error, word for word, so a denial reveals nothing about what exists.
  */
-function unknownTool(name: string): RpcError {
+export function unknownTool(name: string): RpcError {
   return new RpcError(ErrorCode.InvalidParams, `Tool ${name} not found`);
 }
 

@@ -30,3 +30,25 @@ export async function d1Execute(stateDir: string, sql: string): Promise<void> {
     { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_OFFLINE_ENV } },
   );
 }
+
+/** Runs one SQL query against the running stack's local D1 and returns its rows (`wrangler d1 execute --json`). */
+export async function d1Query(stateDir: string, sql: string): Promise<Record<string, unknown>[]> {
+  const { stdout } = await run(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
+      "d1",
+      "execute",
+      "DB",
+      "--local",
+      "--persist-to",
+      path.join(stateDir, "wrangler"),
+      "--json",
+      "--command",
+      sql,
+    ],
+    { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_OFFLINE_ENV } },
+  );
+  const parsed = JSON.parse(stdout) as { results: Record<string, unknown>[] }[];
+  return parsed[0]?.results ?? [];
+}

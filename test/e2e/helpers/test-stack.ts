@@ -35,10 +35,14 @@ export async function tempStateDir(label: string): Promise<{ dir: string; remove
  * start can reuse it; `startTestStack` below makes a fresh one). A start that fails
  * carries the stack's last output, since the error itself only says "see its output above".
  */
-export async function startStackIn(base: number, stateDir: string): Promise<{ stack: LocalStack; logs: string[] }> {
+export async function startStackIn(
+  base: number,
+  stateDir: string,
+  extra: Pick<LocalStackOptions, "workerEntry"> = {},
+): Promise<{ stack: LocalStack; logs: string[] }> {
   const logs: string[] = [];
   try {
-    return { stack: await startLocalStack(stackOptions(base, stateDir, logs)), logs };
+    return { stack: await startLocalStack({ ...stackOptions(base, stateDir, logs), ...extra }), logs };
   } catch (error) {
     const tail = logs.slice(-LOG_TAIL_LINES).join("\n");
     throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- stack output ---\n${tail}`, {
@@ -55,11 +59,17 @@ export interface TestStack extends LocalStack {
   dispose(): Promise<void>;
 }
 
-/** A stack on a fresh, private state directory that `dispose()` removes. */
-export async function startTestStack(base: number): Promise<TestStack> {
+/**
+ * A stack on a fresh, private state directory that `dispose()` removes. `workerEntry` swaps the Worker's
+ * entry module (the metered one, test/workers/metering/metered-worker.ts).
+ */
+export async function startTestStack(
+  base: number,
+  extra: Pick<LocalStackOptions, "workerEntry"> = {},
+): Promise<TestStack> {
   const state = await tempStateDir("stack");
   try {
-    const { stack, logs } = await startStackIn(base, state.dir);
+    const { stack, logs } = await startStackIn(base, state.dir, extra);
     return {
       ...stack,
       stateDir: state.dir,
