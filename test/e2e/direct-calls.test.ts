@@ -63,6 +63,50 @@ afterAll(async () => {
   await stack?.dispose();
 });
 
+describe("a session's setup and teardown read grants only where something is decided", () => {
+  it("initialize: 1 D1 read; notifications/initialized and DELETE: none", async () => {
+    const alice = await open("alice");
+    const headers = (extra: Record<string, string> = {}) => ({
+      authorization: `Bearer ${alice.token()}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...extra,
+    });
+    let session = "";
+    const init = await costOf(async () => {
+      const res = await fetch(`${stack.url}/mcp`, {
+        method: "POST",
+        headers: headers(),
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+        }),
+      });
+      expect(res.status).toBe(200);
+      session = res.headers.get("mcp-session-id") ?? "";
+      await res.text();
+    });
+    expect(init.d1Read).toBe(1);
+    const inSession = headers({ "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" });
+    const initialized = await costOf(async () => {
+      const res = await fetch(`${stack.url}/mcp`, {
+        method: "POST",
+        headers: inSession,
+        body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+      });
+      expect(res.status).toBe(202);
+    });
+    expect(initialized.d1Read).toBe(0);
+    const ended = await costOf(async () => {
+      const res = await fetch(`${stack.url}/mcp`, { method: "DELETE", headers: inSession });
+      expect(res.status).toBe(200);
+    });
+    expect(ended.d1Read).toBe(0);
+  });
+});
+
 describe("direct tool calls: Worker → container, one Durable Object hop", () => {
   it("after a server's first call, a tool call makes no session-object request: 1 bridge request, 1 D1 read, 1 audit write", async () => {
     const alice = await open("alice");

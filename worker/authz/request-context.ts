@@ -63,3 +63,11 @@ export async function loadRequestContext(
     session: loaded.session,
   };
 }
+
+/**
+ * The context of a request that decides nothing (a notification, a response to the server, ending the
+ * session): no D1 read. SECURITY: it carries no grants, so anything that did consult it would deny.
+ */
+export function contextWithoutGrants(caller: Caller, sessionId: string | null): RequestContext {
+  return { caller, grants: effectiveGrants([]), policyHash: null, sessionId, callsInWindow: 0, session: null };
+}

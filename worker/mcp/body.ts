@@ -1,5 +1,5 @@
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
-import { readBytesAtMost } from "../http/read-capped.ts";
+import { readRequestBytesAtMost } from "../http/read-capped.ts";
 import { GatewayError } from "./errors.ts";
 
 /** One request body at most: the MCP SDK's own limit, and what the bridge accepts (container/src/contract.ts). */
@@ -16,7 +16,7 @@ export async function readJsonBody(request: Request): Promise<unknown> {
     throw new GatewayError(415, ErrorCode.InvalidRequest, "Content-Type must be application/json.");
   }
   if (!request.body) throw new GatewayError(400, ErrorCode.ParseError, "The request has no body.");
-  const bytes = await readBytesAtMost(request.body, MAX_REQUEST_BODY_BYTES);
+  const bytes = await readRequestBytesAtMost(request, MAX_REQUEST_BODY_BYTES);
   if (bytes === null) throw tooLarge();
   let body: unknown;
   try {

@@ -98,14 +98,17 @@ export async function runDirectCall(
   sessionId: string,
   call: DirectCall,
 ): Promise<Response | null> {
+  // The arguments' digest does not depend on the D1 read: both run at once.
+  const keys = deps.keys();
+  const digesting = keys.then((k) => argsDigest(k.audit, call.arguments));
+  digesting.catch(() => {});
   const ctx = await loadRequestContext(deps.db, caller, sessionId);
   const session = ctx.session;
   if (!session?.directCalls || Date.now() - session.createdMs >= SESSION_MAX_AGE_MS) return null;
   const backend = session.backends.get(call.server);
   if (!backend) return null;
-
-  const keys = await deps.keys();
-  const digest = await argsDigest(keys.audit, call.arguments);
+  const bridgeKey = (await keys).bridge;
+  const digest = await digesting;
   try {
     const decision = authorize(ctx.grants, { kind: "tool", server: call.server, tool: call.tool });
     if (!decision.allow) {
@@ -120,7 +123,7 @@ export async function runDirectCall(
       throw unknownTool(call.name);
     }
     await enforceRateLimit(deps, ctx, "tools/call", call.server, call.tool, digest);
-    return await forward(deps, keys.bridge, ctx, sessionId, call, backend, digest);
+    return await forward(deps, bridgeKey, ctx, sessionId, call, backend, digest);
   } catch (error) {
     if (error instanceof RpcError)
       return answer(sessionId, { jsonrpc: "2.0", id: call.id, error: rpcErrorBody(error) });

@@ -13,7 +13,7 @@ import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { auditKeyFrom } from "../audit/audit.ts";
-import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import { contextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
@@ -81,10 +81,16 @@ export class McpSession extends DurableObject<SessionEnv> {
       // SECURITY: the object name already includes the principal; this is the second lock on the door.
       if (meta && meta.principal !== info.caller.principal) throw sessionNotFound();
       this.#meta = meta;
-      const ctx = await loadRequestContext(this.#db, info.caller, info.sessionId);
+      const body = info.route === "mcp" && request.method === "POST" ? await readJsonBody(request) : undefined;
+      // Grants are read only for requests that are decided: not for notifications, answers to the
+      // server's own requests, or DELETE (each was one D1 read of a session's setup and teardown).
+      const ctx =
+        info.route === "mcp" && (request.method === "DELETE" || (body !== undefined && !carriesRequest(body)))
+          ? contextWithoutGrants(info.caller, info.sessionId)
+          : await loadRequestContext(this.#db, info.caller, info.sessionId);
       switch (info.route) {
         case "mcp":
-          return await this.#streamable(request, info, ctx);
+          return await this.#streamable(request, body, info, ctx);
         case "sse-open":
           return await this.#openSse(request, info, ctx);
         case "sse-message":
@@ -107,8 +113,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     await this.#end();
   }
 
-  async #streamable(request: Request, info: InternalInfo, ctx: RequestContext): Promise<Response> {
-    const body = request.method === "POST" ? await readJsonBody(request) : undefined;
+  async #streamable(request: Request, body: unknown, info: InternalInfo, ctx: RequestContext): Promise<Response> {
     let created = false;
     if (!this.#transport) {
       if (info.fresh && !isInitializeRequest(body)) {
@@ -385,4 +390,10 @@ function sessionNotFound(): GatewayError {
 /** The version the SDK server negotiated: the client's if we support it, else our latest. */
 function negotiatedVersion(requested: string | undefined): string {
   return requested && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+}
+
+/** Whether a JSON-RPC body (one message or a batch) holds a request: a message with both a method and an id. */
+function carriesRequest(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => typeof m !== "object" || m === null || ("method" in m && "id" in m));
 }
