@@ -1,10 +1,9 @@
 import { ErrorCode, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import { auditKeyFrom } from "../audit/audit.ts";
 import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
-import { type Database, database } from "../db/database.ts";
+import { database } from "../db/database.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MAX_REQUEST_BODY_BYTES, readJsonBody } from "./body.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
@@ -39,21 +38,18 @@ interface ProtectedContext {
  */
 export function createMcpHandler(options: McpHandlerOptions) {
   const allowed = new Set(options.allowedOrigins.map((o) => o.toLowerCase()));
-  let keys: Promise<{ bridge: BridgeKey; audit: CryptoKey }> | null = null;
-  const keysOnce = () => {
-    keys ??= (async () => ({
+  // SECURITY/robustness: only resolved values are kept between requests. A promise made by one request
+  // and awaited by others hangs them all for good if its request is cancelled before it settles (workerd
+  // ties I/O to the request that started it), so each request awaits its own until the keys exist.
+  let keys: { bridge: BridgeKey; audit: CryptoKey } | null = null;
+  const keysOnce = async () => {
+    if (keys) return keys;
+    const made = {
       bridge: await importBridgeKey(options.gateway.bridgeSecret),
       audit: await auditKeyFrom(options.gateway.bridgeSecret),
-    }))();
+    };
+    keys ??= made;
     return keys;
-  };
-  const databases = new WeakMap<D1Database, Kysely<Database>>();
-  const databaseOf = (d1: D1Database) => {
-    const known = databases.get(d1);
-    if (known) return known;
-    const db = database(d1);
-    databases.set(d1, db);
-    return db;
   };
   return async function mcpHandler(request: Request, env: SessionEnv, ctx: ProtectedContext): Promise<Response> {
     try {
@@ -101,7 +97,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
         const call = fresh ? null : directCallOf(request, sessionId, message);
         if (call) {
           const deps = {
-            db: databaseOf(env.DB),
+            db: database(env.DB),
             keys: keysOnce,
             insecureDevBridgeUrl: options.gateway.insecureDevBridgeUrl,
             containers: env.BRIDGE,
