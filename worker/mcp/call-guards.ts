@@ -1,7 +1,7 @@
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { withinRateLimit } from "../../policies/decide.ts";
-import { type AuditEntry, writeAudit } from "../audit/audit.ts";
+import { type AuditEntry, type AuditOutcome, writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
 import { RpcError } from "./errors.ts";
@@ -45,4 +45,28 @@ export async function auditOrFail(deps: GuardDeps, ctx: RequestContext, entry: A
     console.error(JSON.stringify({ event: "audit_write_failed", action: entry.action, error: String(cause) }));
     throw auditUnavailable();
   }
+}
+
+/**
+ * The audit row of an allowed tool call, once its outcome is known: call the result with the outcome (and
+ * the JSON-RPC error code, if any). Timing starts when this is made, just before the call is sent.
+ */
+export function allowedCallRecorder(
+  deps: GuardDeps,
+  ctx: RequestContext,
+  call: { readonly server: string; readonly tool: string; readonly digest: string },
+): (outcome: AuditOutcome, errorCode?: number | null) => Promise<void> {
+  const started = Date.now();
+  return (outcome, errorCode = null) =>
+    auditOrFail(deps, ctx, {
+      action: "tools/call",
+      server: call.server,
+      tool: call.tool,
+      decision: "allow",
+      reason: "granted",
+      outcome,
+      errorCode,
+      durationMs: Date.now() - started,
+      argsDigest: call.digest,
+    });
 }

@@ -4,12 +4,12 @@ import { type BridgeKey, bridgeMcpPath } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
-import { type AuditOutcome, argsDigest } from "../audit/audit.ts";
+import { argsDigest } from "../audit/audit.ts";
 import { type Caller, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor } from "../bridge/router.ts";
 import type { Database } from "../db/database.ts";
 import { forgetBackend } from "../db/sessions.repository.ts";
-import { auditOrFail, enforceRateLimit } from "./call-guards.ts";
+import { allowedCallRecorder, auditOrFail, enforceRateLimit } from "./call-guards.ts";
 import { RpcError } from "./errors.ts";
 import { parseQualifiedName } from "./names.ts";
 import { SESSION_MAX_AGE_MS } from "./settings.ts";
@@ -145,19 +145,7 @@ async function forward(
     ctx.caller.principal,
   );
   const internalId = `${DIRECT_ID_PREFIX}${crypto.randomUUID()}`;
-  const started = Date.now();
-  const record = (outcome: AuditOutcome, errorCode: number | null = null) =>
-    auditOrFail(deps, ctx, {
-      action: "tools/call",
-      server: call.server,
-      tool: call.tool,
-      decision: "allow",
-      reason: "granted",
-      outcome,
-      errorCode,
-      durationMs: Date.now() - started,
-      argsDigest: digest,
-    });
+  const record = allowedCallRecorder(deps, ctx, { server: call.server, tool: call.tool, digest });
   const unavailable = async (cause: unknown) => {
     console.error(JSON.stringify({ event: "direct_call_failed", server: call.server, error: String(cause) }));
     await record("transport_error");

@@ -11,11 +11,11 @@ import type { Kysely } from "kysely";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize, type Decision } from "../../policies/decide.ts";
-import { type AuditOutcome, argsDigest } from "../audit/audit.ts";
+import { argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
 import type { Backends } from "./backends.ts";
-import { auditOrFail, enforceRateLimit } from "./call-guards.ts";
+import { allowedCallRecorder, auditOrFail, enforceRateLimit } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
 import { type ExecuteFn, executeStdioTool, runExecuteStdio } from "./execute-stdio.ts";
@@ -106,20 +106,8 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
         : (p: { progress: number; total?: number; message?: string }) => {
             void extra.sendNotification({ method: "notifications/progress", params: { ...p, progressToken } });
           };
-    const started = Date.now();
     deps.inFlight.begin(target.server, extra.requestId);
-    const record = (outcome: AuditOutcome, errorCode: number | null = null) =>
-      auditOrFail(deps, ctx, {
-        action: "tools/call",
-        server: target.server,
-        tool: target.name,
-        decision: "allow",
-        reason: "granted",
-        outcome,
-        errorCode,
-        durationMs: Date.now() - started,
-        argsDigest: digest,
-      });
+    const record = allowedCallRecorder(deps, ctx, { server: target.server, tool: target.name, digest });
     try {
       const { _meta, ...params } = req.params;
       const backends = deps.backends();

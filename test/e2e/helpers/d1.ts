@@ -7,14 +7,9 @@ import { REPO_ROOT } from "../../../scripts/lib/server-tools.ts";
 
 const run = promisify(execFile);
 
-/**
- * Runs SQL against the running stack's local D1 (the same SQLite files wrangler dev serves), as an
- * operator would with `wrangler d1 execute --local`.
- */
-export async function d1Execute(stateDir: string, sql: string): Promise<void> {
-  const file = path.join(stateDir, `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}.sql`);
-  await writeFile(file, sql);
-  await run(
+/** `wrangler d1 execute DB --local` on the running stack's local D1 (the SQLite files wrangler dev serves). */
+function wranglerD1(stateDir: string, args: readonly string[]) {
+  return run(
     process.execPath,
     [
       path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
@@ -24,31 +19,22 @@ export async function d1Execute(stateDir: string, sql: string): Promise<void> {
       "--local",
       "--persist-to",
       path.join(stateDir, "wrangler"),
-      "--file",
-      file,
+      ...args,
     ],
     { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_OFFLINE_ENV } },
   );
 }
 
-/** Runs one SQL query against the running stack's local D1 and returns its rows (`wrangler d1 execute --json`). */
+/** Runs SQL against the running stack's local D1, as an operator would with `wrangler d1 execute --local`. */
+export async function d1Execute(stateDir: string, sql: string): Promise<void> {
+  const file = path.join(stateDir, `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}.sql`);
+  await writeFile(file, sql);
+  await wranglerD1(stateDir, ["--file", file]);
+}
+
+/** Runs one SQL query against the running stack's local D1 and returns its rows (`--json`). */
 export async function d1Query(stateDir: string, sql: string): Promise<Record<string, unknown>[]> {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
-      "d1",
-      "execute",
-      "DB",
-      "--local",
-      "--persist-to",
-      path.join(stateDir, "wrangler"),
-      "--json",
-      "--command",
-      sql,
-    ],
-    { cwd: REPO_ROOT, env: { ...process.env, ...WRANGLER_OFFLINE_ENV } },
-  );
+  const { stdout } = await wranglerD1(stateDir, ["--json", "--command", sql]);
   const parsed = JSON.parse(stdout) as { results: Record<string, unknown>[] }[];
   return parsed[0]?.results ?? [];
 }
