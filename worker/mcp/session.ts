@@ -56,7 +56,8 @@ interface SessionMeta {
  */
 export class McpSession extends DurableObject<SessionEnv> {
   #settings: GatewaySettings | null = null;
-  #keys: Promise<{ bridge: BridgeKey; audit: CryptoKey }> | null = null;
+  /** Resolved keys only: a pending promise shared between requests hangs them all if its own is cancelled. */
+  #keys: { bridge: BridgeKey; audit: CryptoKey } | null = null;
   #db: Kysely<Database>;
   #server: Server | null = null;
   #transport: WebStandardStreamableHTTPServerTransport | WebSseServerTransport | null = null;
@@ -218,11 +219,11 @@ export class McpSession extends DurableObject<SessionEnv> {
   /** Builds the SDK server and its transport for this session. */
   async #build(info: InternalInfo, kind: "streamable" | "sse") {
     const settings = this.#settings ?? gatewaySettingsOf(this.env);
-    this.#keys ??= (async () => ({
+    this.#keys ??= {
       bridge: await importBridgeKey(settings.bridgeSecret),
       audit: await auditKeyFrom(settings.bridgeSecret),
-    }))();
-    const keys = await this.#keys;
+    };
+    const keys = this.#keys;
     const fetchBridge = bridgeFetchFor(
       { key: keys.bridge, insecureDevBridgeUrl: settings.insecureDevBridgeUrl, containers: this.env.BRIDGE },
       info.caller.principal,
