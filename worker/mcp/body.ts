@@ -9,6 +9,13 @@ export const MAX_BATCH_MESSAGES = 100;
 
 /** Reads a JSON body with a hard size cap, without trusting Content-Length. */
 export async function readJsonBody(request: Request): Promise<unknown> {
+  return (await readJsonMessage(request)).message;
+}
+
+/** Like `readJsonBody`, and also returns the bytes read, for passing the body on unchanged. */
+export async function readJsonMessage(
+  request: Request,
+): Promise<{ readonly bytes: Uint8Array; readonly message: unknown }> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_REQUEST_BODY_BYTES) throw tooLarge();
   const type = request.headers.get("content-type") ?? "";
@@ -18,16 +25,16 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   if (!request.body) throw new GatewayError(400, ErrorCode.ParseError, "The request has no body.");
   const bytes = await readRequestBytesAtMost(request, MAX_REQUEST_BODY_BYTES);
   if (bytes === null) throw tooLarge();
-  let body: unknown;
+  let message: unknown;
   try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    message = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
     throw new GatewayError(400, ErrorCode.ParseError, "The request body is not valid JSON.");
   }
-  if (Array.isArray(body) && body.length > MAX_BATCH_MESSAGES) {
+  if (Array.isArray(message) && message.length > MAX_BATCH_MESSAGES) {
     throw new GatewayError(413, ErrorCode.InvalidRequest, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`);
   }
-  return body;
+  return { bytes, message };
 }
 
 function tooLarge(): GatewayError {

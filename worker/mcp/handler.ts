@@ -5,7 +5,7 @@ import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
 import { database } from "../db/database.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
-import { MAX_REQUEST_BODY_BYTES, readJsonBody } from "./body.ts";
+import { MAX_REQUEST_BODY_BYTES, readJsonMessage } from "./body.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
 import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
@@ -86,11 +86,12 @@ export function createMcpHandler(options: McpHandlerOptions) {
         clientId: ctx.auth?.clientId ?? null,
         authenticatedAtMs: props.data.authenticatedAtMs,
       };
-      // Streamable HTTP POSTs are read here: a tool call may go straight to its container, and a new
-      // session's id says whether its client's calls can (see direct-call.ts).
-      let body: string | ReadableStream | null = request.body;
-      if (route === "mcp" && request.method === "POST") {
-        const message = await readJsonBody(request);
+      // A POST that starts a session, or one of a session whose calls may go straight to a container, is
+      // read here: the first picks the session's id (see direct-call.ts), the second may be such a call.
+      // Every other request's body streams on to the session object unread, as before.
+      let body: ReadableStream | Uint8Array | null = request.body;
+      if (route === "mcp" && request.method === "POST" && (fresh || sessionId.startsWith(DIRECT_SESSION_PREFIX))) {
+        const { bytes, message } = await readJsonMessage(request);
         if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
           sessionId = `${DIRECT_SESSION_PREFIX}${sessionId}`;
         }
@@ -108,11 +109,11 @@ export function createMcpHandler(options: McpHandlerOptions) {
           const answered = await direct;
           if (answered) return answered;
         }
-        body = JSON.stringify(message);
+        body = bytes;
       }
       const headers = new Headers(request.headers);
       headers.delete("authorization");
-      headers.delete("content-length");
+      if (body instanceof Uint8Array) headers.set("content-length", String(body.byteLength));
       headers.set(
         INTERNAL_HEADER,
         encodeInternal({ route, sessionId, fresh, caller: { ...caller, subjects: [...caller.subjects] } }),

@@ -31,8 +31,6 @@ import { SESSION_MAX_AGE_MS, type SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
 import { mayUseServer, registerToolHandlers } from "./tools.ts";
 
-export { SESSION_MAX_AGE_MS };
-
 const SERVER_INFO = { name: "hatago-auth", version: "0.1.0" } as const;
 const INSTRUCTIONS =
   "Tools of several MCP servers, named <server>__<tool>. You see only the tools your organisation's policy grants you.";
@@ -56,7 +54,7 @@ interface SessionMeta {
  */
 export class McpSession extends DurableObject<SessionEnv> {
   #settings: GatewaySettings | null = null;
-  /** Resolved keys only: a pending promise shared between requests hangs them all if its own is cancelled. */
+  /** Kept as resolved values, like the Worker's keys (mcp/handler.ts). */
   #keys: { bridge: BridgeKey; audit: CryptoKey } | null = null;
   #db: Kysely<Database>;
   #server: Server | null = null;
