@@ -3,7 +3,9 @@ import { Hono } from "hono";
 import { ADMIN_PATH, createAdminRoutes } from "./admin/admin.routes.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
+import { PROTECTED_RESOURCE_METADATA_PATH } from "./http/bearer.ts";
 import { HttpError } from "./http/errors.ts";
+import { originGuard } from "./http/origin.ts";
 import { errorPage, stylesheetResponse } from "./http/page.ts";
 import { STYLESHEET_PATH } from "./http/security-headers.ts";
 import { loginFor } from "./login/index.ts";
@@ -35,6 +37,7 @@ export function createWorker(config: Config): HatagoWorker {
     gateway: config.gateway,
   });
   const admin = createAdminRoutes(config.adminAccess);
+  const originAllowed = originGuard([config.publicUrl, ...config.allowedOrigins]);
   const app = new Hono<AppEnv>();
   // Set below; the routes only run after the provider exists.
   let options: OAuthProviderOptions<Env> | undefined;
@@ -91,16 +94,53 @@ export function createWorker(config: Config): HatagoWorker {
       // built from different configurations in one isolate (tests) never share them.
       const ownEnv: Env = { ...env };
       Reflect.deleteProperty(ownEnv, "OAUTH_PROVIDER");
+      // SECURITY: one Origin rule for every protected path, checked before the OAuth library (which would
+      // reflect any Origin in Access-Control-Allow-Origin, preflights included).
+      if (isProtectedPath(url.pathname) && !originAllowed(request)) {
+        return Response.json(
+          { error: "forbidden", error_description: "This Origin may not use this endpoint." },
+          { status: 403, headers: { "Cache-Control": "no-store", Vary: "Origin" } },
+        );
+      }
       try {
         if (url.pathname === TOKEN_PATH && request.method === "POST") {
           const refused = await refuseNonPublicCimdClient(request);
           if (refused) return refused;
         }
-        return await provider.fetch(request, ownEnv, ctx);
+        return withUnauthorizedBody(await provider.fetch(request, ownEnv, ctx));
       } catch (error) {
         console.error(`oauth: ${request.method} ${url.pathname} failed`, error);
         return Response.json({ error: "server_error" }, { status: 500, headers: { "Cache-Control": "no-store" } });
       }
     },
   };
+}
+
+/** The paths that need a bearer token (app.ts's apiHandlers). */
+function isProtectedPath(pathname: string): boolean {
+  return (
+    pathname === MCP_PATH ||
+    pathname === SSE_PATH ||
+    pathname.startsWith(`${SSE_PATH}/`) ||
+    pathname.startsWith("/api/") ||
+    pathname === ADMIN_PATH ||
+    pathname.startsWith(`${ADMIN_PATH}/`)
+  );
+}
+
+/**
+ * The OAuth library answers a request without a token with `401` and an empty body (its challenge header
+ * is right). Some clients show an empty body as a blank error, so every 401 gets a short JSON body.
+ */
+function withUnauthorizedBody(response: Response): Response {
+  if (response.status !== 401 || response.body !== null) return response;
+  const headers = new Headers(response.headers);
+  headers.set("Content-Type", "application/json");
+  return new Response(
+    JSON.stringify({
+      error: "unauthorized",
+      error_description: `Sign in first: this endpoint needs an OAuth access token (see ${PROTECTED_RESOURCE_METADATA_PATH}).`,
+    }),
+    { status: 401, headers },
+  );
 }

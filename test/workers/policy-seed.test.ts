@@ -45,6 +45,7 @@ describe("D1 migrations and policy seed (real D1 in workerd)", () => {
     expect(results.map((r) => r.name)).toEqual([
       "audit_log",
       "bindings",
+      "blocks",
       "mcp_session_backends",
       "mcp_sessions",
       "policy_meta",
@@ -165,8 +166,8 @@ describe("effective grants for each demo principal (one query)", () => {
     await env.DB.prepare(
       "INSERT INTO revocations (subject, revoked_before_ms, reason, revoked_by) VALUES ('mock:bob', 1234, 'test', 'mock:alice')",
     ).run();
-    expect((await grantsOf("bob")).revokedBeforeMs).toBe(1234);
-    expect((await grantsOf("alice")).revokedBeforeMs).toBeNull();
+    expect((await grantsOf("bob")).standing.revokedBeforeMs).toBe(1234);
+    expect((await grantsOf("alice")).standing.revokedBeforeMs).toBeNull();
   });
 
   it("no policy seeded: no rows, no hash (the gateway then denies everything)", async () => {

@@ -54,7 +54,7 @@ describe("session records (what the Worker reads for direct tool calls)", () => 
   it("come back with the grants, in the same query, with every bridge session", async () => {
     await seedDev();
     const db = database(env.DB);
-    await recordSession(db, alice, 1_000, true);
+    await recordSession(db, alice, 1_000, true, ["mock:alice"]);
     await recordBackend(db, alice, "everything", "bridge-a", "2025-11-25");
     await recordBackend(db, alice, "memory", "bridge-b", "2025-06-18");
     const loaded = await loadPrincipalGrants(db, ["mock:alice"], { sessionId: alice.sessionId });
@@ -73,7 +73,7 @@ describe("session records (what the Worker reads for direct tool calls)", () => 
 
   it("a session record is bound to its principal: another principal with the same session id reads nothing", async () => {
     const db = database(env.DB);
-    await recordSession(db, alice, 1_000, true);
+    await recordSession(db, alice, 1_000, true, ["mock:alice"]);
     await recordBackend(db, alice, "everything", "bridge-a", "2025-11-25");
     const bob = await loadPrincipalGrants(db, ["mock:bob"], { sessionId: alice.sessionId });
     expect(bob.session).toBeNull();
@@ -81,7 +81,7 @@ describe("session records (what the Worker reads for direct tool calls)", () => 
 
   it("a session without bridge sessions, and one never recorded", async () => {
     const db = database(env.DB);
-    await recordSession(db, alice, 5, false);
+    await recordSession(db, alice, 5, false, ["mock:alice"]);
     const bare = await loadPrincipalGrants(db, ["mock:alice"], { sessionId: alice.sessionId });
     expect(bare.session).toEqual({ createdMs: 5, directCalls: false, backends: new Map() });
     expect((await loadPrincipalGrants(db, ["mock:alice"], { sessionId: "never" })).session).toBeNull();
@@ -90,7 +90,7 @@ describe("session records (what the Worker reads for direct tool calls)", () => 
 
   it("forgetting a bridge session removes only that one; forgetting the session removes all", async () => {
     const db = database(env.DB);
-    await recordSession(db, alice, 1, true);
+    await recordSession(db, alice, 1, true, ["mock:alice"]);
     await recordBackend(db, alice, "everything", "bridge-a", "2025-11-25");
     await recordBackend(db, alice, "memory", "bridge-b", "2025-11-25");
     // A stale id (already replaced) removes nothing.

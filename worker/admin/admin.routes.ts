@@ -1,29 +1,20 @@
-import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { authorize } from "../../policies/decide.ts";
-import { subjectKind } from "../../policies/subjects.ts";
-import { writeAudit } from "../audit/audit.ts";
-import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import { loadRequestContext } from "../authz/request-context.ts";
 import type { Config } from "../config.ts";
 import { database } from "../db/database.ts";
+import { unauthorizedResponse } from "../http/bearer.ts";
 import { GatewayError } from "../mcp/errors.ts";
-import { AuthProps, grantUserId, subjectsOf } from "../oauth/props.ts";
+import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { ACCESS_JWT_HEADER, verifyAccessJwt } from "./access-jwt.ts";
+import { type AdminVars, adminAudit, readAdminJson } from "./admin-request.ts";
+import { mountBlockRoutes, revokeSubject } from "./blocks.routes.ts";
 
 /** Admin endpoints under this prefix. Deployments may also put a Cloudflare Access application in front. */
 export const ADMIN_PATH = "/admin";
 /** Rows per audit page: enough to investigate, small enough for one D1 read. */
 const MAX_AUDIT_ROWS = 500;
-
-interface AdminEnv {
-  readonly DB: D1Database;
-  readonly OAUTH_PROVIDER?: OAuthHelpers;
-}
-interface AdminVars {
-  Variables: { admin: RequestContext };
-  Bindings: AdminEnv;
-}
 
 const RevokeBody = z.strictObject({
   /** A principal (`github:123`, `mock:bob`, …) or a group/email subject. */
@@ -33,14 +24,17 @@ const RevokeBody = z.strictObject({
 
 const AuditQuery = z.object({
   principal: z.string().max(300).optional(),
+  subject: z.string().max(300).optional(),
   decision: z.enum(["allow", "deny"]).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_AUDIT_ROWS).default(100),
   before: z.coerce.number().int().positive().optional(),
 });
 
 /**
- * The admin API. At run time an admin may only REDUCE access: revoke a principal's sign-ins (the kill
- * switch). Granting access happens only through the reviewed policy. Every action is audited.
+ * The admin API. At run time an admin may only REDUCE access: revoke a principal's sign-ins, block and
+ * lift blocks (the kill switch). Granting access happens only through the reviewed policy. Every request
+ * that reaches a decision writes exactly one audit row, with an action from the fixed vocabulary
+ * (db/audit-log.table.ts): nothing the caller typed becomes an action.
  */
 export function createAdminRoutes(access: Config["adminAccess"]) {
   const app = new Hono<AdminVars>().basePath(ADMIN_PATH);
@@ -54,8 +48,8 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
       );
     }
     const props = AuthProps.safeParse((c.executionCtx as unknown as { props?: unknown }).props);
-    if (!props.success)
-      return c.json({ error: "invalid_token", error_description: "The token carries no usable identity." }, 401);
+    if (!props.success) return unauthorizedResponse(c.req.url, "The token carries no usable identity; sign in again.");
+    // Throws 401 (revoked or blocked: handled in onError) or 503 (D1 down) before anything is decided.
     const ctx = await loadRequestContext(
       database(c.env.DB),
       {
@@ -68,13 +62,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     );
     // SECURITY: the same decision function as every MCP call, with the admin action.
     if (!authorize(ctx.grants, { kind: "admin" }).allow) {
-      await writeAudit(database(c.env.DB), ctx, {
-        action: `admin:${c.req.method} ${c.req.path}`.slice(0, 100),
-        server: null,
-        tool: null,
-        decision: "deny",
-        reason: "needs_admin",
-      });
+      await adminAudit(c.env.DB, ctx, { action: "admin:request", decision: "deny", reason: "needs_admin" });
       return c.json(
         { error: "forbidden", error_description: "Admin endpoints need the admin level on every server." },
         403,
@@ -85,93 +73,58 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
   });
 
   app.get("/audit", async (c) => {
+    const admin = c.get("admin");
     const query = AuditQuery.safeParse(c.req.query());
-    if (!query.success)
-      return c.json(
-        {
-          error: "invalid_request",
-          error_description: query.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        },
-        400,
-      );
+    if (!query.success) {
+      await adminAudit(c.env.DB, admin, { action: "admin:read", decision: "deny", reason: "invalid_request" });
+      return invalidRequest(c, query.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    }
     let q = database(c.env.DB).selectFrom("audit_log").selectAll().orderBy("id", "desc").limit(query.data.limit);
     if (query.data.principal) q = q.where("principal", "=", query.data.principal);
+    if (query.data.subject) q = q.where("subject", "=", query.data.subject);
     if (query.data.decision) q = q.where("decision", "=", query.data.decision);
     if (query.data.before) q = q.where("id", "<", query.data.before);
-    return c.json({ rows: await q.execute() });
+    const rows = await q.execute();
+    await adminAudit(c.env.DB, admin, { action: "admin:read", decision: "allow", reason: "granted", note: "audit" });
+    return c.json({ rows });
   });
 
   app.post("/revoke", async (c) => {
     const admin = c.get("admin");
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return c.json({ error: "invalid_request", error_description: "The body must be JSON." }, 400);
+    const body = RevokeBody.safeParse(await readAdminJson(c.req.raw));
+    if (!body.success) {
+      await adminAudit(c.env.DB, admin, { action: "admin:revoke", decision: "deny", reason: "invalid_request" });
+      return invalidRequest(c, "Expected {subject, reason} with a principal, email or group subject.");
     }
-    const body = RevokeBody.safeParse(raw);
-    if (!body.success || subjectKind(body.data.subject) === null) {
-      return c.json(
-        {
-          error: "invalid_request",
-          error_description: "Expected {subject, reason} with a principal, email or group subject.",
-        },
-        400,
-      );
-    }
-    const now = Date.now();
-    const db = database(c.env.DB);
-    // The cut-off stops every token of sign-ins before now, even ones cached elsewhere; the library's
-    // grants of a principal are also revoked so their refresh tokens die at once.
-    await db
-      .insertInto("revocations")
-      .values({
-        subject: body.data.subject,
-        revoked_before_ms: now,
-        reason: body.data.reason,
-        revoked_by: admin.caller.principal,
-      })
-      .onConflict((oc) =>
-        oc
-          .column("subject")
-          .doUpdateSet({ revoked_before_ms: now, reason: body.data.reason, revoked_by: admin.caller.principal }),
-      )
-      .execute();
-    let grantsRevoked = 0;
-    if (c.env.OAUTH_PROVIDER && !body.data.subject.startsWith("group:") && !body.data.subject.startsWith("email:")) {
-      const userId = grantUserId(body.data.subject);
-      let cursor: string | undefined;
-      do {
-        const page = await c.env.OAUTH_PROVIDER.listUserGrants(userId, cursor ? { cursor } : {});
-        for (const grant of page.items) {
-          await c.env.OAUTH_PROVIDER.revokeGrant(grant.id, userId);
-          grantsRevoked++;
-        }
-        cursor = page.cursor;
-      } while (cursor);
-    }
-    await writeAudit(
-      db,
-      admin,
-      {
-        action: "admin:revoke",
-        server: null,
-        tool: body.data.subject,
-        decision: "allow",
-        reason: "granted",
-        outcome: "ok",
-      },
-      now,
-    );
-    return c.json({ subject: body.data.subject, revokedBeforeMs: now, grantsRevoked });
+    const result = await revokeSubject(c.env, admin, body.data.subject, body.data.reason);
+    if (!result.ok) return invalidRequest(c, result.message);
+    return c.json(result.body);
+  });
+
+  mountBlockRoutes(app);
+
+  app.all("*", async (c) => {
+    await adminAudit(c.env.DB, c.get("admin"), { action: "admin:request", decision: "deny", reason: "unknown_path" });
+    return c.json({ error: "not_found", error_description: "No such admin endpoint." }, 404);
   });
 
   app.onError((error, c) => {
-    if (error instanceof GatewayError)
-      return c.json({ error: "temporarily_unavailable", error_description: error.message }, error.status as 503);
+    if (error instanceof GatewayError) {
+      // SECURITY: a revoked or blocked admin is told to sign in again (401 invalid_token), like every path.
+      if (error.status === 401) return unauthorizedResponse(c.req.url, error.message);
+      if (error.status === 400 || error.status === 413 || error.status === 415)
+        return c.json({ error: "invalid_request", error_description: error.message }, error.status);
+      return c.json({ error: "temporarily_unavailable", error_description: error.message }, error.status as 503, {
+        "Retry-After": String(error.retryAfterSeconds ?? 5),
+      });
+    }
     console.error(JSON.stringify({ event: "admin_error", error: String(error) }));
     return c.json({ error: "server_error", error_description: "Internal error." }, 500);
   });
 
   return app;
+}
+
+function invalidRequest(c: Context<AdminVars>, description: string): Response {
+  return c.json({ error: "invalid_request", error_description: description }, 400);
 }

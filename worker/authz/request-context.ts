@@ -3,7 +3,8 @@ import type { Kysely } from "kysely";
 import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts";
 import type { Database } from "../db/database.ts";
 import { loadPrincipalGrants, type SessionRecord } from "../db/grants.repository.ts";
-import { GatewayError } from "../mcp/errors.ts";
+import { GatewayError, invalidToken } from "../mcp/errors.ts";
+import { judgeStanding, loadStanding, type Standing } from "./standing.ts";
 
 /** Who is asking, as the token says (set by the OAuth provider from the grant's props). */
 export interface Caller {
@@ -51,9 +52,7 @@ export async function loadRequestContext(
       },
     );
   }
-  if (loaded.revokedBeforeMs !== null && caller.authenticatedAtMs < loaded.revokedBeforeMs) {
-    throw new GatewayError(401, ErrorCode.ConnectionClosed, "Access for this sign-in was revoked; sign in again.");
-  }
+  refuseOutOfStanding(loaded.standing, caller);
   return {
     caller,
     grants: effectiveGrants(loaded.rows),
@@ -62,6 +61,40 @@ export async function loadRequestContext(
     callsInWindow: loaded.callsInWindow,
     session: loaded.session,
   };
+}
+
+/**
+ * The context of a request that decides nothing but still acts for the caller (a notification, an answer
+ * to the server, ending a session, the GET stream): no grants, but the caller's standing is checked with
+ * one small query, so a blocked or revoked person is refused there too.
+ */
+export async function loadContextWithoutGrants(
+  db: Kysely<Database>,
+  caller: Caller,
+  sessionId: string | null,
+): Promise<RequestContext> {
+  let standing: Standing;
+  try {
+    standing = await loadStanding(db, caller.subjects);
+  } catch (cause) {
+    throw new GatewayError(
+      503,
+      ErrorCode.InternalError,
+      "Authorization is temporarily unavailable; try again shortly.",
+      {
+        cause,
+        retryAfterSeconds: 5,
+      },
+    );
+  }
+  refuseOutOfStanding(standing, caller);
+  return contextWithoutGrants(caller, sessionId);
+}
+
+/** SECURITY: a blocked or revoked caller gets 401 invalid_token, whatever the request. */
+function refuseOutOfStanding(standing: Standing, caller: Caller): void {
+  const verdict = judgeStanding(standing, caller.authenticatedAtMs);
+  if (!verdict.ok) throw invalidToken(verdict.publicMessage);
 }
 
 /**

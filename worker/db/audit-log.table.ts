@@ -7,7 +7,7 @@ export interface AuditLogTable {
   principal: string;
   client_id: string | null;
   session_id: string | null;
-  action: string;
+  action: AuditAction;
   server: string | null;
   tool: string | null;
   decision: "allow" | "deny";
@@ -17,4 +17,30 @@ export interface AuditLogTable {
   duration_ms: number | null;
   args_digest: string | null;
   policy_hash: string | null;
+  /** The subject an action is about (admin:block, admin:revoke, a refused sign-in), when not a tool. */
+  subject: string | null;
+  /** Free text a person wrote (an admin's reason); `reason` stays a fixed code. */
+  note: string | null;
 }
+
+/**
+ * The `action` column's fixed vocabulary. Nothing a client sends becomes an action: a request to an
+ * admin path that is not one of these is recorded as `admin:request` (the method and path are not kept).
+ */
+export const AUDIT_ACTIONS = [
+  "tools/call",
+  "execute_stdio",
+  "resources/read",
+  "prompts/get",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "completion/complete",
+  "admin:request",
+  "admin:read",
+  "admin:revoke",
+  "admin:block",
+  "admin:unblock",
+  "login:refused",
+  "oauth:refresh_reuse",
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];

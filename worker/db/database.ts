@@ -1,4 +1,4 @@
-import { Kysely } from "kysely";
+import { type Generated, Kysely } from "kysely";
 import { D1Dialect } from "kysely-d1";
 import type { AuditLogTable } from "./audit-log.table.ts";
 
@@ -14,7 +14,15 @@ export interface Database {
   policy_meta: { key: string; value: string };
   audit_log: AuditLogTable;
   revocations: { subject: string; revoked_before_ms: number; reason: string; revoked_by: string };
-  mcp_sessions: { principal: string; session_id: string; created_ms: number; direct_calls: number };
+  blocks: { subject: string; reason: string; blocked_by: string; blocked_at_ms: number };
+  mcp_sessions: {
+    principal: string;
+    session_id: string;
+    created_ms: number;
+    direct_calls: number;
+    /** JSON array of the session's binding subjects (migrations/0004_blocks.sql). */
+    subjects: Generated<string>;
+  };
   mcp_session_backends: {
     principal: string;
     session_id: string;

@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { GrantRow } from "../../policies/decide.ts";
+import { type Standing, standingFromRows } from "../authz/standing.ts";
 import type { Database } from "./database.ts";
 
 /**
@@ -26,8 +27,8 @@ export interface SessionRecord {
 
 export interface PrincipalGrants {
   readonly rows: readonly GrantRow[];
-  /** The latest revocation cut-off among the subjects (epoch ms), or `null`. */
-  readonly revokedBeforeMs: number | null;
+  /** Blocks and the latest revocation cut-off among the subjects (authz/standing.ts). */
+  readonly standing: Standing;
   /** The hash of the policy the rows came from, or `null` if no policy was ever seeded. */
   readonly policyHash: string | null;
   /** Allowed calls of this principal in the last RATE_WINDOW_MS, counted from the audit log. */
@@ -61,7 +62,7 @@ export async function loadPrincipalGrants(
     compiledGrantsQuery(db, { subjects: JSON.stringify(list), principal, since, session: options.sessionId ?? "" }),
   );
   const rows: GrantRow[] = [];
-  let revokedBeforeMs: number | null = null;
+  const standingRows: { kind: string; subject: string; n: number | null }[] = [];
   let policyHash: string | null = null;
   let callsInWindow = 0;
   let session: { createdMs: number; directCalls: boolean } | null = null;
@@ -75,8 +76,8 @@ export async function loadPrincipalGrants(
         level: row.level,
         rate_limit_per_minute: row.rate_limit_per_minute,
       });
-    } else if (row.kind === "revoked" && row.n !== null) {
-      revokedBeforeMs = Math.max(revokedBeforeMs ?? 0, row.n);
+    } else if (row.kind === "revoked" || row.kind === "blocked") {
+      standingRows.push({ kind: row.kind, subject: row.server, n: row.n });
     } else if (row.kind === "policy") {
       policyHash = row.server;
     } else if (row.kind === "calls") {
@@ -88,7 +89,7 @@ export async function loadPrincipalGrants(
   }
   return {
     rows,
-    revokedBeforeMs,
+    standing: standingFromRows(standingRows),
     policyHash,
     callsInWindow,
     session: session ? { ...session, backends } : null,
@@ -135,7 +136,7 @@ export function compiledGrantsQuery(db: Kysely<Database>, values: GrantsQueryVal
   return CompiledQuery.raw(compiledTemplate.sql, parameters);
 }
 
-/** The effective-grant query, written with kysely: six branches with the same columns, UNION ALL. */
+/** The effective-grant query, written with kysely: seven branches with the same columns, UNION ALL. */
 function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValues, string>) {
   const subjectIn = (column: string) =>
     sql<boolean>`${sql.ref(column)} IN (SELECT value FROM json_each(${v.subjects}))`;
@@ -177,6 +178,17 @@ function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValue
       sql<string>`''`.as("level"),
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
       sql.ref<number | null>("v.revoked_before_ms").as("n"),
+    ]);
+  const blocked = db
+    .selectFrom("blocks as k")
+    .where(subjectIn("k.subject"))
+    .select([
+      sql<string>`'blocked'`.as("kind"),
+      "k.subject as server",
+      sql<string | null>`NULL`.as("tool"),
+      sql<string>`''`.as("level"),
+      sql<number | null>`NULL`.as("rate_limit_per_minute"),
+      sql<number | null>`NULL`.as("n"),
     ]);
   const meta = db
     .selectFrom("policy_meta as m")
@@ -223,7 +235,7 @@ function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValue
     ]);
 
   // D1's SQLite allows at most 5 terms per compound SELECT, so the branches are grouped in two.
-  const grants = tools.unionAll(servers).unionAll(revoked);
+  const grants = tools.unionAll(servers).unionAll(revoked).unionAll(blocked);
   const state = meta.unionAll(calls).unionAll(session);
   return db
     .selectFrom(grants.as("g"))

@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Database } from "./database.ts";
 
 /**
@@ -11,26 +11,62 @@ export interface SessionKey {
   readonly sessionId: string;
 }
 
-/** Records (or re-records, after the object was rebuilt) a Streamable HTTP session. */
+/**
+ * Records (or re-records, after the object was rebuilt) a session: Streamable HTTP sessions for direct
+ * calls, SSE sessions (never direct) so that a block can find and close them. `subjects` are the
+ * caller's binding subjects, so a block of an email or a group finds the sessions it covers.
+ */
 export async function recordSession(
   db: Kysely<Database>,
   key: SessionKey,
   createdMs: number,
   directCalls: boolean,
+  subjects: readonly string[],
 ): Promise<void> {
   const row = {
     principal: key.principal,
     session_id: key.sessionId,
     created_ms: createdMs,
     direct_calls: directCalls ? 1 : 0,
+    subjects: JSON.stringify(subjects),
   };
   await db
     .insertInto("mcp_sessions")
     .values(row)
     .onConflict((oc) =>
-      oc.columns(["principal", "session_id"]).doUpdateSet({ created_ms: createdMs, direct_calls: row.direct_calls }),
+      oc
+        .columns(["principal", "session_id"])
+        .doUpdateSet({ created_ms: createdMs, direct_calls: row.direct_calls, subjects: row.subjects }),
     )
     .execute();
+}
+
+/** Recorded sessions more than this many at once are closed by their own next request instead. */
+export const MAX_SESSIONS_CLOSED_AT_ONCE = 1_000;
+
+/**
+ * The recorded sessions a subject covers: the principal's own, and those whose caller carried that
+ * email or group. A full scan of `mcp_sessions` for email and group subjects: it holds live sessions
+ * only (rows are deleted when a session ends), and a block is rare.
+ */
+export async function sessionsCoveredBy(db: Kysely<Database>, subject: string): Promise<SessionKey[]> {
+  const rows = await db
+    .selectFrom("mcp_sessions as s")
+    .where((eb) =>
+      eb.or([
+        eb("s.principal", "=", subject),
+        eb.exists(
+          eb
+            .selectFrom(sql<{ value: string }>`json_each(${sql.ref("s.subjects")})`.as("j"))
+            .select(sql`1`.as("one"))
+            .where(sql.ref("j.value"), "=", subject),
+        ),
+      ]),
+    )
+    .select(["s.principal", "s.session_id"])
+    .limit(MAX_SESSIONS_CLOSED_AT_ONCE)
+    .execute();
+  return rows.map((r) => ({ principal: r.principal, sessionId: r.session_id }));
 }
 
 /** Records the bridge session a gateway session opened on one server. */

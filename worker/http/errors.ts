@@ -7,7 +7,8 @@ export type HttpErrorKind =
   | "forbidden"
   | "payload_too_large"
   | "unsupported_media_type"
-  | "upstream_unavailable";
+  | "upstream_unavailable"
+  | "unavailable";
 
 const STATUS: Record<HttpErrorKind, number> = {
   bad_request: 400,
@@ -15,10 +16,13 @@ const STATUS: Record<HttpErrorKind, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   upstream_unavailable: 502,
+  unavailable: 503,
 };
 
 /** An upstream outage is usually brief; ask clients to wait this long before retrying. */
 const UPSTREAM_RETRY_AFTER_SECONDS = 30;
+/** Our own storage failing (D1): retry sooner. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export class HttpError extends Error {
   readonly kind: HttpErrorKind;
@@ -32,6 +36,11 @@ export class HttpError extends Error {
     this.kind = kind;
     this.status = STATUS[kind];
     this.publicMessage = publicMessage;
-    this.retryAfterSeconds = kind === "upstream_unavailable" ? UPSTREAM_RETRY_AFTER_SECONDS : undefined;
+    this.retryAfterSeconds =
+      kind === "upstream_unavailable"
+        ? UPSTREAM_RETRY_AFTER_SECONDS
+        : kind === "unavailable"
+          ? UNAVAILABLE_RETRY_AFTER_SECONDS
+          : undefined;
   }
 }

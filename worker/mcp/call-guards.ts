@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import { withinRateLimit } from "../../policies/decide.ts";
 import { type AuditEntry, type AuditOutcome, writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import type { AuditAction } from "../db/audit-log.table.ts";
 import type { Database } from "../db/database.ts";
 import { RpcError } from "./errors.ts";
 
@@ -24,7 +25,7 @@ export const RATE_LIMITED_CODE = -32_029;
 export async function enforceRateLimit(
   deps: GuardDeps,
   ctx: RequestContext,
-  action: string,
+  action: AuditAction,
   server: string,
   tool: string | null,
   digest: string,

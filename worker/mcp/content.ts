@@ -18,6 +18,7 @@ import {
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import { authorize } from "../../policies/decide.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import type { AuditAction } from "../db/audit-log.table.ts";
 import type { Backends } from "./backends.ts";
 import { auditOrFail } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
@@ -77,7 +78,7 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   const target = async (
     ctx: RequestContext,
     qualified: ReturnType<typeof parseQualifiedName>,
-    action: string,
+    action: AuditAction,
     name: string,
   ) => {
     const allowed = qualified && authorize(ctx.grants, { kind: "server-content", server: qualified.server }).allow;
@@ -97,7 +98,7 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   /** Runs an allowed read against its server and writes its audit row before the answer. */
   const audited = async <R>(
     ctx: RequestContext,
-    action: string,
+    action: AuditAction,
     t: { server: ServerId; name: string },
     run: (client: Client) => Promise<R>,
   ) => {

@@ -1,7 +1,10 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 /**
  * Gateway errors: a public message for the client, an internal cause for the log. Anything that is not
  * a GatewayError is a bug and becomes a 500 that is logged, never a 400.
  */
+import { bearerChallenge } from "../http/bearer.ts";
+
 export class GatewayError extends Error {
   readonly status: number;
   /** JSON-RPC error code for the body. */
@@ -21,9 +24,28 @@ export class GatewayError extends Error {
   }
 }
 
-export function jsonRpcErrorResponse(error: GatewayError, id: string | number | null = null): Response {
+/**
+ * SECURITY: the caller's token is no longer good (revoked, blocked, unusable props): 401 with a Bearer
+ * challenge (`error="invalid_token"`), so the client signs in again rather than retrying.
+ */
+export function invalidToken(publicMessage: string): GatewayError {
+  return new GatewayError(401, ErrorCode.ConnectionClosed, publicMessage);
+}
+
+/**
+ * The HTTP answer for a gateway error. A 401 carries the Bearer challenge for `requestUrl`'s origin
+ * (http/bearer.ts), so every 401 on /mcp and /sse says where to sign in again.
+ */
+export function jsonRpcErrorResponse(
+  error: GatewayError,
+  id: string | number | null = null,
+  requestUrl?: string,
+): Response {
   const headers = new Headers({ "content-type": "application/json", "cache-control": "no-store" });
   if (error.retryAfterSeconds !== undefined) headers.set("retry-after", String(error.retryAfterSeconds));
+  if (error.status === 401 && requestUrl !== undefined) {
+    headers.set("www-authenticate", bearerChallenge(requestUrl, "invalid_token", error.message));
+  }
   return new Response(JSON.stringify({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } }), {
     status: error.status,
     headers,

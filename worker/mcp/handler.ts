@@ -4,10 +4,11 @@ import { auditKeyFrom } from "../audit/audit.ts";
 import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
 import { database } from "../db/database.ts";
+import { originGuard } from "../http/origin.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MAX_REQUEST_BODY_BYTES, readJsonMessage } from "./body.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
-import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
+import { GatewayError, invalidToken, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
 import type { SessionEnv } from "./settings.ts";
 
@@ -37,7 +38,7 @@ interface ProtectedContext {
  * Durable Object. The client's token is not forwarded.
  */
 export function createMcpHandler(options: McpHandlerOptions) {
-  const allowed = new Set(options.allowedOrigins.map((o) => o.toLowerCase()));
+  const originAllowed = originGuard(options.allowedOrigins);
   // SECURITY/robustness: only resolved values are kept between requests. A promise made by one request
   // and awaited by others hangs them all for good if its request is cancelled before it settles (workerd
   // ties I/O to the request that started it), so each request awaits its own until the keys exist.
@@ -54,8 +55,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
   return async function mcpHandler(request: Request, env: SessionEnv, ctx: ProtectedContext): Promise<Response> {
     try {
       // SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin).
-      const origin = request.headers.get("origin");
-      if (origin !== null && !allowed.has(origin.toLowerCase())) {
+      if (!originAllowed(request)) {
         throw new GatewayError(403, ErrorCode.ConnectionClosed, "This Origin may not use the MCP endpoint.");
       }
       if (Number(request.headers.get("content-length") ?? "0") > MAX_REQUEST_BODY_BYTES) {
@@ -67,12 +67,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
       }
       const props = AuthProps.safeParse(ctx.props);
       // SECURITY: a grant whose props we cannot read is treated as no grant at all.
-      if (!props.success)
-        throw new GatewayError(
-          401,
-          ErrorCode.ConnectionClosed,
-          "The access token does not carry a usable identity; sign in again.",
-        );
+      if (!props.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
       const url = new URL(request.url);
       const routed = routeOf(request, url);
       const { route, fresh } = routed;
@@ -121,7 +116,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
       const stub = namespace.get(namespace.idFromName(sessionObjectName(props.data.principal, sessionId)));
       return await stub.fetch(new Request(request.url, { method: request.method, headers, body }));
     } catch (error) {
-      if (error instanceof GatewayError) return jsonRpcErrorResponse(error);
+      if (error instanceof GatewayError) return jsonRpcErrorResponse(error, null, request.url);
       throw error;
     }
   };

@@ -13,7 +13,7 @@ import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { auditKeyFrom } from "../audit/audit.ts";
-import { contextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import { loadContextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
@@ -42,6 +42,8 @@ interface SessionMeta {
   /** The client's initialize params, replayed to rebuild the session after the object was evicted. */
   readonly initialize: InitializeRequest["params"];
   readonly createdAtMs: number;
+  /** The caller's binding subjects when the session began (recorded in D1, so a block can find it). */
+  readonly subjects?: readonly string[];
 }
 
 /**
@@ -82,10 +84,11 @@ export class McpSession extends DurableObject<SessionEnv> {
       this.#meta = meta;
       const body = info.route === "mcp" && request.method === "POST" ? await readJsonBody(request) : undefined;
       // Grants are read only for requests that are decided: not for notifications, answers to the
-      // server's own requests, or DELETE (each was one D1 read of a session's setup and teardown).
+      // server's own requests, or DELETE. SECURITY: those still check the caller's standing (a smaller
+      // query), so a blocked or revoked person is refused on every request.
       const ctx =
         info.route === "mcp" && (request.method === "DELETE" || (body !== undefined && !carriesRequest(body)))
-          ? contextWithoutGrants(info.caller, info.sessionId)
+          ? await loadContextWithoutGrants(this.#db, info.caller, info.sessionId)
           : await loadRequestContext(this.#db, info.caller, info.sessionId);
       switch (info.route) {
         case "mcp":
@@ -96,7 +99,7 @@ export class McpSession extends DurableObject<SessionEnv> {
           return await this.#sseMessage(request, ctx);
       }
     } catch (error) {
-      if (error instanceof GatewayError) return jsonRpcErrorResponse(error);
+      if (error instanceof GatewayError) return jsonRpcErrorResponse(error, null, request.url);
       console.error(
         JSON.stringify({
           event: "session_error",
@@ -109,6 +112,14 @@ export class McpSession extends DurableObject<SessionEnv> {
   }
 
   override async alarm(): Promise<void> {
+    await this.#end();
+  }
+
+  /**
+   * Ends the session now (its streams close, its records go): called by the admin API when the session's
+   * caller is blocked or revoked, so an open GET or SSE stream does not outlive the decision.
+   */
+  async end(): Promise<void> {
     await this.#end();
   }
 
@@ -160,6 +171,7 @@ export class McpSession extends DurableObject<SessionEnv> {
         kind: "streamable",
         initialize: body.params,
         createdAtMs: Date.now(),
+        subjects: info.caller.subjects,
       });
     }
     return response;
@@ -196,6 +208,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       kind: "sse",
       initialize: { protocolVersion: "2024-11-05", capabilities: {}, clientInfo: { name: "sse", version: "0" } },
       createdAtMs: Date.now(),
+      subjects: info.caller.subjects,
     });
     return transport.response();
   }
@@ -333,13 +346,14 @@ export class McpSession extends DurableObject<SessionEnv> {
   }
 
   /**
-   * Records a Streamable HTTP session in D1, where the Worker reads it for direct tool calls. Best effort:
-   * without the record every call takes the session path, which is slower and otherwise the same.
+   * Records the session in D1: the Worker reads Streamable HTTP records for direct tool calls, and a block
+   * finds the sessions to close by them. Best effort: without the record every call takes the session
+   * path (slower, otherwise the same), and a blocked caller's stream ends at its next request instead.
    */
   async #record(meta: SessionMeta): Promise<void> {
-    if (meta.kind !== "streamable") return;
     const key = { principal: meta.principal, sessionId: meta.sessionId };
-    await recordSession(this.#db, key, meta.createdAtMs, directCallsAllowed(meta.initialize.capabilities)).catch(
+    const direct = meta.kind === "streamable" && directCallsAllowed(meta.initialize.capabilities);
+    await recordSession(this.#db, key, meta.createdAtMs, direct, meta.subjects ?? [meta.principal]).catch(
       (error: unknown) => console.error(JSON.stringify({ event: "session_record_failed", error: String(error) })),
     );
   }
@@ -354,7 +368,7 @@ export class McpSession extends DurableObject<SessionEnv> {
 
   async #endOnce(): Promise<void> {
     const meta = this.#meta ?? (await this.ctx.storage.get<SessionMeta>("meta")) ?? null;
-    if (meta?.kind === "streamable") {
+    if (meta) {
       await forgetSession(this.#db, { principal: meta.principal, sessionId: meta.sessionId }).catch((error: unknown) =>
         console.error(JSON.stringify({ event: "session_forget_failed", error: String(error) })),
       );

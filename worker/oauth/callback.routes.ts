@@ -6,11 +6,14 @@ import {
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ZodError } from "zod";
+import { writeAuditRow } from "../audit/audit.ts";
+import { judgeStanding, loadStanding } from "../authz/standing.ts";
+import { database } from "../db/database.ts";
 import { HttpError } from "../http/errors.ts";
 import { applyRedirectHeaders } from "../http/security-headers.ts";
 import { LoginError, MAX_MOCK_FORM_BYTES } from "../login/index.ts";
 import { localOnly } from "./authorize.routes.ts";
-import { type AuthProps, authPropsFrom, grantUserId } from "./props.ts";
+import { type AuthProps, authPropsFrom, grantUserId, subjectsOf } from "./props.ts";
 import type { AppEnv, OAuthRouteDeps } from "./routes.types.ts";
 
 const ERROR_CODE: Record<LoginError["kind"], AuthorizationErrorCode> = {
@@ -57,6 +60,7 @@ async function finishSignIn(c: Context<AppEnv>, deps: OAuthRouteDeps): Promise<R
     const location = authorizationErrorRedirect(resumed.request, ERROR_CODE[cause.kind], cause.publicMessage);
     return new Response(null, { status: 302, headers: applyRedirectHeaders(resumed.headers, location) });
   }
+  await refuseBlocked(c.env.DB, props, resumed.request.clientId);
   const { redirectTo } = await localOnly(() =>
     oauth.completeAuthorization({
       request: resumed.request,
@@ -73,6 +77,39 @@ async function finishSignIn(c: Context<AppEnv>, deps: OAuthRouteDeps): Promise<R
   });
   console.info(`login: ${props.principal} signed in with ${props.provider} for client ${resumed.request.clientId}`);
   return new Response(null, { status: 302, headers: applyRedirectHeaders(resumed.headers, redirectTo) });
+}
+
+/**
+ * SECURITY: a blocked person (or a blocked email or group of theirs) does not get a grant, whoever vouched
+ * for them upstream. The refusal is a page of ours, not a redirect: the block is not the client's business
+ * to handle, and the person needs to read it. Recorded in the audit log. D1 down → 503, never a grant.
+ */
+async function refuseBlocked(d1: D1Database, props: AuthProps, clientId: string): Promise<void> {
+  const db = database(d1);
+  let verdict: ReturnType<typeof judgeStanding>;
+  let blocked: readonly string[];
+  try {
+    const standing = await loadStanding(db, subjectsOf(props));
+    verdict = judgeStanding(standing, Date.now());
+    blocked = standing.blockedSubjects;
+  } catch (cause) {
+    throw new HttpError("unavailable", "Sign-in is temporarily unavailable; try again shortly.", { cause });
+  }
+  if (verdict.ok) return;
+  console.warn(`login: ${props.principal} refused: blocked (${blocked.join(", ")})`);
+  await writeAuditRow(
+    db,
+    { principal: props.principal, clientId, sessionId: null, policyHash: null },
+    {
+      action: "login:refused",
+      server: null,
+      tool: null,
+      decision: "deny",
+      reason: "blocked",
+      subject: blocked[0] ?? null,
+    },
+  ).catch((cause: unknown) => console.error(JSON.stringify({ event: "audit_write_failed", error: String(cause) })));
+  throw new HttpError("forbidden", `${verdict.publicMessage} Ask them to lift the block before signing in again.`);
 }
 
 function propsOf(identity: Parameters<typeof authPropsFrom>[0]): AuthProps {

@@ -1,0 +1,63 @@
+import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { type AuditEntry, writeAudit } from "../audit/audit.ts";
+import type { RequestContext } from "../authz/request-context.ts";
+import { database } from "../db/database.ts";
+import { readRequestBytesAtMost } from "../http/read-capped.ts";
+import { GatewayError } from "../mcp/errors.ts";
+
+/** The bindings the admin routes use. */
+export interface AdminBindings {
+  readonly DB: D1Database;
+  readonly OAUTH_PROVIDER?: OAuthHelpers;
+  readonly MCP_SESSIONS?: DurableObjectNamespace;
+}
+
+/** Hono variables of an admin request: the admin's request context, set by the guard. */
+export interface AdminVars {
+  Variables: { admin: RequestContext };
+  Bindings: AdminBindings;
+}
+
+/** An admin body is a subject and a reason: a few hundred bytes. */
+export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
+
+/**
+ * Reads an admin request's JSON body, bounded in size (and so in nesting: JSON.parse and zod never see
+ * more than 16 KiB). Bad input is a 400/413/415 with a plain message (admin.routes.ts maps it).
+ */
+export async function readAdminJson(request: Request): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type))
+    throw new GatewayError(415, ErrorCode.InvalidRequest, "Content-Type must be application/json.");
+  const bytes = await readRequestBytesAtMost(request, MAX_ADMIN_BODY_BYTES);
+  if (bytes === null)
+    throw new GatewayError(413, ErrorCode.InvalidRequest, `The body is larger than ${MAX_ADMIN_BODY_BYTES} bytes.`);
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw new GatewayError(400, ErrorCode.ParseError, "The body must be JSON.");
+  }
+}
+
+/** One admin audit row. SECURITY: awaited; if it cannot be written, the request fails (503). */
+export async function adminAudit(
+  d1: D1Database,
+  admin: RequestContext,
+  entry: Pick<AuditEntry, "action" | "decision" | "reason"> & Partial<Pick<AuditEntry, "subject" | "note" | "outcome">>,
+  now = Date.now(),
+): Promise<void> {
+  try {
+    await writeAudit(
+      database(d1),
+      admin,
+      { server: null, tool: null, outcome: entry.decision === "allow" ? "ok" : null, ...entry },
+      now,
+    );
+  } catch (cause) {
+    throw new GatewayError(503, ErrorCode.InternalError, "The audit log is unavailable; try again shortly.", {
+      cause,
+      retryAfterSeconds: 5,
+    });
+  }
+}
