@@ -13,10 +13,10 @@ import { createMcpHandler, MCP_PATH, SSE_PATH } from "./mcp/index.ts";
 import {
   type AppEnv,
   apiApp,
+  guardTokenEndpoint,
   mountAuthorize,
   mountCallback,
   providerOptions,
-  refuseNonPublicCimdClient,
   TOKEN_PATH,
 } from "./oauth/index.ts";
 
@@ -104,8 +104,11 @@ export function createWorker(config: Config): HatagoWorker {
       }
       try {
         if (url.pathname === TOKEN_PATH && request.method === "POST") {
-          const refused = await refuseNonPublicCimdClient(request);
-          if (refused) return refused;
+          // The library's token endpoint, behind our checks (refresh token reuse, single-use codes, CIMD hosts).
+          return await guardTokenEndpoint(request, ownEnv, {
+            oauth: deps.oauth,
+            forward: (r) => provider.fetch(r, ownEnv, ctx),
+          });
         }
         return withUnauthorizedBody(await provider.fetch(request, ownEnv, ctx));
       } catch (error) {

@@ -1,7 +1,4 @@
-import { readBytesAtMost } from "../http/read-capped.ts";
-
-/** Token and revocation requests are a few hundred bytes; this is far above any real one. */
-const MAX_TOKEN_REQUEST_BYTES = 65_536;
+import { tokenError } from "./token-request.ts";
 
 /**
  * SECURITY: a Client ID Metadata Document URL makes this Worker fetch a URL the client chose (SSRF).
@@ -31,26 +28,13 @@ export function namesNonPublicHost(clientId: string): boolean {
 }
 
 /**
- * The same check at the token endpoint, where the library would resolve a CIMD `client_id` too. Returns
- * a refusal (the library's own error shape: 401 invalid_client) or null to let the library handle it.
+ * The same check at the token endpoint, where the library would resolve a CIMD `client_id` too, on the
+ * request's form (read once by token-guard.ts). Returns a refusal (the library's own error shape: 401
+ * invalid_client) or null to let the library handle it.
  */
-export async function refuseNonPublicCimdClient(request: Request): Promise<Response | null> {
-  const type = request.headers.get("Content-Type")?.split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") return null; // the library refuses other types itself
-  const bytes = await readBytesAtMost(request.clone().body, MAX_TOKEN_REQUEST_BYTES);
-  if (bytes === null) {
-    return tokenError(413, "invalid_request", "The request is too large");
-  }
-  const clientIds = new URLSearchParams(new TextDecoder().decode(bytes)).getAll("client_id");
-  if (clientIds.some(namesNonPublicHost)) {
+export function refuseNonPublicCimdClient(form: URLSearchParams): Response | null {
+  if (form.getAll("client_id").some(namesNonPublicHost)) {
     return tokenError(401, "invalid_client", "Client authentication failed");
   }
   return null;
-}
-
-function tokenError(status: number, error: string, description: string): Response {
-  return Response.json(
-    { error, error_description: description },
-    { status, headers: { "Cache-Control": "no-store", Pragma: "no-cache" } },
-  );
 }

@@ -1,6 +1,6 @@
 export { mountAuthorize } from "./authorize.routes.ts";
 export { mountCallback } from "./callback.routes.ts";
-export { namesNonPublicHost, refuseNonPublicCimdClient } from "./cimd-guard.ts";
+export { namesNonPublicHost } from "./cimd-guard.ts";
 export {
   AuthProps,
   authPropsFrom,
@@ -12,4 +12,5 @@ export {
 } from "./props.ts";
 export { AUTHORIZE_PATH, providerOptions, REGISTER_PATH, TOKEN_PATH } from "./provider-options.ts";
 export { type AppEnv, MCP_SCOPE, type OAuthRouteDeps } from "./routes.types.ts";
+export { guardTokenEndpoint } from "./token-guard.ts";
 export { apiApp } from "./whoami.ts";

@@ -2,6 +2,7 @@ import type { OAuthProviderOptions } from "@cloudflare/workers-oauth-provider";
 import type { Config } from "../config.ts";
 import type { Env } from "../env.ts";
 import { MCP_SCOPE } from "./routes.types.ts";
+import { checkStandingAtTokenEndpoint } from "./token-standing.ts";
 
 /** A client's self-chosen name is shown on the consent page; a long one is a layout attack, not a name. */
 const MAX_CLIENT_NAME_CHARS = 200;
@@ -18,7 +19,9 @@ type Handlers = Pick<OAuthProviderOptions<Env>, "apiHandlers" | "defaultHandler"
  * workers-oauth-provider does the protocol: metadata (RFC 8414, RFC 9728), registration (RFC 7591) and
  * Client ID Metadata Documents, PKCE S256 only, exact redirect URI matching, tokens bound to this one
  * resource (RFC 8707), refresh token rotation, revocation (RFC 7009), all stored hashed or encrypted.
- * We only choose its settings.
+ * We choose its settings, and add what it leaves open: the standing check on every token it issues
+ * (token-standing.ts) and, in front of its token endpoint, refresh token reuse detection and single-use
+ * codes (token-guard.ts).
  */
 export function providerOptions(config: Config, handlers: Handlers): OAuthProviderOptions<Env> {
   const origin = config.publicUrl;
@@ -54,6 +57,9 @@ export function providerOptions(config: Config, handlers: Handlers): OAuthProvid
         return { description: `at most ${MAX_REDIRECT_URIS} redirect_uris` };
       }
     },
+    // SECURITY: no token for a blocked person or a revoked sign-in, at code redemption and at every
+    // refresh; a refusal revokes the grant (token-standing.ts).
+    tokenExchangeCallback: checkStandingAtTokenEndpoint,
     onError: ({ status, code, internal }) => {
       // The wire answer stays generic (RFC 6749 §5.2); the log says which check failed.
       console.warn(`oauth: ${status} ${code} (${internal.category}/${internal.reason})`);

@@ -29,11 +29,12 @@ describe("authorization codes (OAuth 2.1 §4.1.3): replay and theft", () => {
     expect((await client.whoami(issued.access_token)).status).toBe(401);
   });
 
-  it("a code stolen by another client is refused and stays usable by its own", async () => {
+  it("a code stolen by another client is refused, and burned for its own client too (OAuth 2.1 §4.1.3)", async () => {
     const { client, code, pkce } = await freshCode();
     const thief = await OAuthTestClient.register(send);
     await expectOAuthError(await thief.exchange(code, pkce.verifier), 400, "invalid_grant");
-    await tokens(await client.exchange(code, pkce.verifier));
+    // A failed redemption uses the code (worker/oauth/token-guard.ts; more in hostile.code.test.ts).
+    await expectOAuthError(await client.exchange(code, pkce.verifier), 400, "invalid_grant");
   });
 
   it("a forged code with a valid user:grant prefix is refused (workers-oauth-provider PR #225)", async () => {
@@ -107,14 +108,14 @@ describe("token endpoint request shape", () => {
     await expectOAuthError(response, 400, "invalid_request");
   });
 
-  it("a resource other than this server is refused with invalid_target before the code is used (RFC 8707)", async () => {
+  it("a resource other than this server is refused with invalid_target (RFC 8707), and the code is burned (OAuth 2.1 §4.1.3)", async () => {
     const { client, code, pkce } = await freshCode();
     await expectOAuthError(
       await client.exchange(code, pkce.verifier, { resource: "https://other.example" }),
       400,
       "invalid_target",
     );
-    await tokens(await client.exchange(code, pkce.verifier));
+    await expectOAuthError(await client.exchange(code, pkce.verifier), 400, "invalid_grant");
   });
 
   it("unsupported grants are refused (no password, no client_credentials)", async () => {
