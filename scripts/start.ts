@@ -1,5 +1,6 @@
 // Usage: npm start   (settings: HATAGO_HOST, HATAGO_PORT, HATAGO_BRIDGE_PORT, HATAGO_INSPECTOR_PORT, HATAGO_STATE_DIR)
 // Runs the whole gateway on this machine with mock login. Ctrl-C stops everything it started.
+import path from "node:path";
 import { type LocalStack, localStackOptionsFromEnv, startLocalStack } from "./lib/local-stack.ts";
 
 const quiet = new Set(["migrations", "seed"]);
@@ -21,13 +22,21 @@ async function shutdown(code: number): Promise<never> {
 process.on("SIGINT", () => void shutdown(0));
 process.on("SIGTERM", () => void shutdown(0));
 
+const options = localStackOptionsFromEnv(process.env, log);
 try {
-  stack = await startLocalStack(localStackOptionsFromEnv(process.env, log));
+  stack = await startLocalStack(options);
 } catch (error) {
   process.stderr.write(`\nnpm start: ${error instanceof Error ? error.message : String(error)}\n`);
   await shutdown(1);
 }
-const { url, mcpUrl } = stack as LocalStack;
+const { url, mcpUrl, failed } = stack as LocalStack;
+// A dying bridge is restarted by the stack itself; a dying Worker ends the run, with nothing left behind.
+void failed.then(async (reason) => {
+  process.stderr.write(`\nnpm start: ${reason}; stopping everything.\n`);
+  await shutdown(1);
+});
+const stateDir = path.relative(process.cwd(), options.stateDir) || ".";
+const shownStateDir = stateDir.startsWith("..") ? options.stateDir : `${stateDir}/`;
 process.stdout.write(`
 Hatago Auth is running (local mode: mock login, dev policy).
 
@@ -41,5 +50,5 @@ Connect a client:
   mcpServers:     { "mcpServers": { "hatago": { "url": "${mcpUrl}" } } }
 
 Sign in as alice (admin), bob (writer), carol (reader), dave (no role), erin (staff group) or frank (on call).
-Local data is kept in .hatago/ between runs. Press Ctrl-C to stop.
+Local data is kept in ${shownStateDir} between runs. Press Ctrl-C to stop.
 `);

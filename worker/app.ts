@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { ADMIN_PATH, createAdminRoutes } from "./admin/admin.routes.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
+import { healthRoute } from "./health.ts";
 import { PROTECTED_RESOURCE_METADATA_PATH } from "./http/bearer.ts";
 import { HttpError } from "./http/errors.ts";
 import { originGuard } from "./http/origin.ts";
@@ -51,7 +52,8 @@ export function createWorker(config: Config): HatagoWorker {
     },
   };
 
-  app.get("/health", (c) => c.json({ ok: true, environment: config.environment, login: login.provider }));
+  const health = healthRoute(config, login.provider);
+  app.get("/health", (c) => health(c.env));
   app.get(STYLESHEET_PATH, () => stylesheetResponse());
   mountAuthorize(app, deps);
   mountCallback(app, deps);

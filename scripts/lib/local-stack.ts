@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { compilePolicy, POLICIES, seedSql } from "../../policies/index.ts";
-import { assertPortFree, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
+import { assertPortFree, describeEnd, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
 import { REPO_ROOT } from "./server-tools.ts";
+import { type Supervised, supervise } from "./supervise.ts";
 
 /** wrangler dev is usually ready in 2–4 s here; the first start after install can take much longer. */
 const WORKER_READY_TIMEOUT_MS = 90_000;
@@ -32,13 +33,23 @@ export interface LocalStackOptions {
    * this one); the product's own entry when absent.
    */
   readonly workerEntry?: string;
+  /** Another bridge entry in place of container/src/main.ts (tests: a bridge that crashes on purpose). */
+  readonly bridgeEntry?: string;
+  /** Consecutive restarts of a dying bridge before giving up (supervise.ts's default when absent; 0: never). */
+  readonly maxBridgeRestarts?: number;
 }
 
 export interface LocalStack {
   readonly url: string;
   readonly mcpUrl: string;
   readonly bridgeUrl: string;
+  /** The stack's processes running now (the bridge is absent between a crash and its restart). */
   readonly processes: readonly Managed[];
+  /**
+   * Resolves with a reason when the stack cannot go on (wrangler's process died): `npm start` then stops
+   * everything and exits non-zero. A dying bridge is restarted instead (see supervise.ts).
+   */
+  readonly failed: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -99,25 +110,40 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   );
   log("stack", `policy "dev" ${compiled.hash.slice(0, 12)} seeded`);
 
-  const started: Managed[] = [];
+  let bridge: Supervised | null = null;
+  let worker: Managed | null = null;
+  let stopping = false;
   const stop = async () => {
-    for (const proc of started.reverse()) await stopManaged(proc);
+    stopping = true;
+    if (worker) await stopManaged(worker);
+    await bridge?.stop();
   };
   try {
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
-    const bridge = startManaged("bridge", process.execPath, [path.join(REPO_ROOT, "container/src/main.ts")], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HATAGO_BRIDGE_SECRET: secret,
-        HOST: "127.0.0.1",
-        PORT: String(bridgePort),
-        HATAGO_BRIDGE_DATA_DIR: path.join(stateDir, "bridge-data"),
-      },
-      onLine: (line) => log("bridge", line),
+    // Supervised: a bridge that dies is restarted with backoff, as Cloudflare restarts a container.
+    bridge = await supervise({
+      name: "bridge",
+      start: () =>
+        startManaged(
+          "bridge",
+          process.execPath,
+          [options.bridgeEntry ?? path.join(REPO_ROOT, "container/src/main.ts")],
+          {
+            cwd: REPO_ROOT,
+            env: {
+              PATH: process.env.PATH ?? "",
+              HATAGO_BRIDGE_SECRET: secret,
+              HOST: "127.0.0.1",
+              PORT: String(bridgePort),
+              HATAGO_BRIDGE_DATA_DIR: path.join(stateDir, "bridge-data"),
+            },
+            onLine: (line) => log("bridge", line),
+          },
+        ),
+      ready: (proc) => waitForHealthy(`${bridgeUrl}/health`, proc, BRIDGE_READY_TIMEOUT_MS),
+      log: (line) => log("stack", line),
+      ...(options.maxBridgeRestarts === undefined ? {} : { maxConsecutiveRestarts: options.maxBridgeRestarts }),
     });
-    started.push(bridge);
-    await waitForHealthy(`${bridgeUrl}/health`, bridge, BRIDGE_READY_TIMEOUT_MS);
 
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     const envFile = path.join(stateDir, "dev.env");
@@ -133,7 +159,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ].join("\n"),
       { mode: 0o600 },
     );
-    const worker = startManaged(
+    worker = startManaged(
       "worker",
       process.execPath,
       [
@@ -156,9 +182,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ],
       { cwd: REPO_ROOT, env, onLine: (line) => log("worker", line) },
     );
-    started.push(worker);
     await waitForHealthy(`${url}/health`, worker, WORKER_READY_TIMEOUT_MS);
-    return { url, mcpUrl: `${url}/mcp`, bridgeUrl, processes: [...started], stop };
+    const supervised = bridge;
+    const workerProc = worker;
+    const failed = workerProc.ended.then(async (end) => {
+      if (stopping) return new Promise<string>(() => {});
+      return `the Worker (wrangler dev) exited unexpectedly (${describeEnd(end)})`;
+    });
+    return {
+      url,
+      mcpUrl: `${url}/mcp`,
+      bridgeUrl,
+      get processes() {
+        const running = supervised.current();
+        return running ? [running, workerProc] : [workerProc];
+      },
+      failed,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

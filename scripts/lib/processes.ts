@@ -8,7 +8,20 @@ export const STOP_GRACE_MS = 5_000;
 export interface Managed {
   readonly name: string;
   readonly child: ChildProcess;
+  /** The exit code (`null` when a signal ended it). */
   readonly exited: Promise<number | null>;
+  /** The exit code and the signal, for saying why a process ended. */
+  readonly ended: Promise<ProcessEnd>;
+}
+
+export interface ProcessEnd {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** "exit code 3", "killed by SIGKILL": why a process ended, in a few words. */
+export function describeEnd(end: ProcessEnd): string {
+  return end.signal !== null ? `killed by ${end.signal}` : `exit code ${end.code ?? "unknown"}`;
 }
 
 export function startManaged(
@@ -37,8 +50,8 @@ export function startManaged(
       }
     });
   }
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { name, child, exited };
+  const ended = new Promise<ProcessEnd>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return { name, child, exited: ended.then((e) => e.code), ended };
 }
 
 /** SIGTERM to the whole group, SIGKILL after the grace period; resolves once the leader has exited. */

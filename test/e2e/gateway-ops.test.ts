@@ -41,7 +41,9 @@ const initialize = (version = "2025-11-25") =>
   });
 
 beforeAll(async () => {
-  stack = await startTestStack(18515);
+  // The bridge is not restarted here: the last test checks how the Worker answers while it is down
+  // (supervision itself is test/e2e/supervision.test.ts).
+  stack = await startTestStack(18515, { maxBridgeRestarts: 0 });
 });
 
 afterAll(async () => {

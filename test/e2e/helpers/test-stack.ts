@@ -3,6 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../../scripts/lib/local-stack.ts";
 
+/** Options a test may add to what `npm start` passes. */
+export type StackExtras = Pick<LocalStackOptions, "workerEntry" | "bridgeEntry" | "maxBridgeRestarts">;
+
 /** Lines of stack output kept for a failure message; the rest is dropped. */
 const LOG_TAIL_LINES = 60;
 
@@ -38,7 +41,7 @@ export async function tempStateDir(label: string): Promise<{ dir: string; remove
 export async function startStackIn(
   base: number,
   stateDir: string,
-  extra: Pick<LocalStackOptions, "workerEntry"> = {},
+  extra: StackExtras = {},
 ): Promise<{ stack: LocalStack; logs: string[] }> {
   const logs: string[] = [];
   try {
@@ -63,15 +66,16 @@ export interface TestStack extends LocalStack {
  * A stack on a fresh, private state directory that `dispose()` removes. `workerEntry` swaps the Worker's
  * entry module (the metered one, test/workers/metering/metered-worker.ts).
  */
-export async function startTestStack(
-  base: number,
-  extra: Pick<LocalStackOptions, "workerEntry"> = {},
-): Promise<TestStack> {
+export async function startTestStack(base: number, extra: StackExtras = {}): Promise<TestStack> {
   const state = await tempStateDir("stack");
   try {
     const { stack, logs } = await startStackIn(base, state.dir, extra);
     return {
       ...stack,
+      // A getter on the stack (the bridge changes across restarts): spreading would freeze it.
+      get processes() {
+        return stack.processes;
+      },
       stateDir: state.dir,
       output: logs,
       async dispose() {

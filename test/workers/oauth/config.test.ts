@@ -211,6 +211,19 @@ describe("one origin (tokens, cookies and the issuer are bound to HATAGO_PUBLIC_
       env,
       createExecutionContext(),
     );
-    expect(health.status).toBe(200);
+    // Answered on any host: its health report (503 here, where no container can run).
+    expect(health.status).not.toBe(421);
+    expect(await health.json()).toMatchObject({ parts: { worker: { ok: true } } });
+  });
+
+  it("/health is 503 and names the bridge when the bridge cannot answer (no fake 200)", async () => {
+    const worker = workerFor({ ...env, HATAGO_INSECURE_DEV_BRIDGE_URL: "http://127.0.0.1:9" });
+    const health = await worker.fetch(new Request("http://127.0.0.1:8787/health"), env, createExecutionContext());
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({
+      ok: false,
+      down: ["bridge"],
+      parts: { database: { ok: true }, bridge: { ok: false, detail: "the bridge process is unreachable" } },
+    });
   });
 });
