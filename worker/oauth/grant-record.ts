@@ -58,6 +58,16 @@ export function grantKeyFits(ref: GrantRef): boolean {
   return new TextEncoder().encode(grantKey(ref)).byteLength <= MAX_KV_KEY_BYTES;
 }
 
+/**
+ * Whether the library's key for a token of this grant fits KV (`token:<user>:<grant>:<64 hex>`): RFC 7009
+ * revocation looks a token up by it, and a key over KV's limit is a 500 from the library.
+ */
+export function tokenKeyFits(ref: GrantRef): boolean {
+  return (
+    new TextEncoder().encode(`token:${ref.userId}:${ref.grantId}:${"0".repeat(64)}`).byteLength <= MAX_KV_KEY_BYTES
+  );
+}
+
 function grantKey(ref: GrantRef): string {
   return `grant:${ref.userId}:${ref.grantId}`;
 }

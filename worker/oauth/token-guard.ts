@@ -10,6 +10,7 @@ import {
   grantRefOf,
   readGrantRecord,
   secretId,
+  tokenKeyFits,
 } from "./grant-record.ts";
 import { principalOfGrantUserId } from "./props.ts";
 import { readTokenForm, singleParam, tokenError } from "./token-request.ts";
@@ -45,6 +46,10 @@ export async function guardTokenEndpoint(request: Request, env: Env, deps: Token
   const refused = refuseNonPublicCimdClient(form);
   if (refused) return refused;
   const grantType = singleParam(form, "grant_type");
+  if (grantType === null && isUnknownOversizedToken(form)) {
+    // RFC 7009 §2.2: an invalid token is not an error; the library would fail on its oversized key (500).
+    return new Response(null, { status: 200, headers: { "Cache-Control": "no-store" } });
+  }
   if (grantType !== "refresh_token" && grantType !== "authorization_code") return deps.forward(request);
   const presented = presentedGrant(form, grantType === "refresh_token" ? "refresh_token" : "code");
   if (presented === "names_no_grant") return tokenError(400, "invalid_grant", "Invalid grant");
@@ -55,6 +60,13 @@ export async function guardTokenEndpoint(request: Request, env: Env, deps: Token
   const response = await deps.forward(request);
   if (presented && REFUSED_STATUSES.has(response.status)) await burnAuthorizationCode(presented, env, deps);
   return response;
+}
+
+/** A revocation request (RFC 7009) for a token too long to be one the library issued. */
+function isUnknownOversizedToken(form: URLSearchParams): boolean {
+  const token = singleParam(form, "token");
+  const ref = token === null ? null : grantRefOf(token);
+  return ref !== null && !tokenKeyFits(ref);
 }
 
 /** A code or refresh token as presented, with the grant it names. */

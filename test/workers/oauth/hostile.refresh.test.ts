@@ -140,6 +140,14 @@ describe("refresh token reuse detection: bypass and collateral attempts revoke n
     const huge = await client.tokenRequest({ grant_type: "refresh_token", refresh_token: "x".repeat(70_000) });
     expect(huge.status).toBe(413);
   });
+
+  it("revoking (RFC 7009) a token too long to be one we issued is a 200 like any invalid token, not a 500", async () => {
+    const client = await OAuthTestClient.register(send);
+    for (const token of [`${"x".repeat(600)}:g:s`, `u:${"g".repeat(500)}:s`, "a:b:c"]) {
+      const response = await client.revoke(token);
+      expect(response.status, token.slice(0, 20)).toBe(200);
+    }
+  });
 });
 
 describe("the grant record our token checks read is the library's (workers-oauth-provider 1.2.3)", () => {
