@@ -56,6 +56,73 @@ export const BRIDGE_LIMITS = {
   maxBatchMessages: 100,
 } as const;
 
+/**
+ * The deepest nesting of objects and arrays accepted in one JSON body, by the Worker (every MCP message,
+ * on every path, and the admin API) and by the bridge (/execute and /servers/<id>/mcp). A JSON-RPC message
+ * spends two levels before a tool's arguments (message → params → arguments) and real arguments a few more;
+ * 64 leaves room for any of them while keeping every recursive consumer further on (JSON.stringify,
+ * schema validators, a server's own parser) far from its stack limit: Node's JSON.stringify overflows
+ * at about 5,000 levels, which a 10 KB body reaches.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether a parsed JSON value nests objects and arrays more than `maxDepth` levels (a scalar is 0 deep,
+ * `{}` and `[]` are 1, `{"a":[]}` is 2).
+ *
+ * SECURITY: iterative, never recursive: an explicit stack, so no input can exhaust the call stack, and it
+ * stops at the first value past the limit. (JSON.parse itself is iterative in V8 and workerd; what
+ * overflowed before this bound was the code that walked the parsed value.) The one depth check of the
+ * Worker and the bridge: do not write another.
+ */
+export function jsonDepthExceeds(value: unknown, maxDepth: number = MAX_JSON_DEPTH): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const pending: object[] = [value];
+  const depths: number[] = [1];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    const depth = depths.pop() ?? 0;
+    if (depth > maxDepth) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === "object" && child !== null) {
+        pending.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/** The members a JSON-RPC 2.0 request has (§4): nothing else may stand beside them. */
+const REQUEST_MEMBERS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "params"]);
+
+/**
+ * What keeps `value` from being exactly one MCP JSON-RPC request (jsonrpc "2.0", an id that is a string or
+ * a number, a method, optional params that are an object, and no other member), in words for its sender;
+ * `null` when it is one. `execute_stdio` in the Worker and `/execute` in the bridge both refuse anything
+ * else at once: a server built on the MCP SDK drops such a message without answering (a top-level
+ * `"command"` member, params that are an array), and the call would hold an in-flight slot until it timed
+ * out. JSON-RPC 2.0 also allows params as an array; MCP's requests never use one, and its SDK's servers
+ * do not answer one, so it is refused too.
+ */
+export function jsonRpcRequestProblem(value: unknown): string | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be one JSON object";
+  const message = value as Record<string, unknown>;
+  for (const member of Object.keys(message)) {
+    if (!REQUEST_MEMBERS.has(member)) return `member not allowed: ${member.slice(0, 64)}`;
+  }
+  if (message.jsonrpc !== "2.0") return 'jsonrpc must be "2.0"';
+  const id = message.id;
+  if (typeof id !== "string" && (typeof id !== "number" || !Number.isFinite(id))) {
+    return "id must be a string or a number";
+  }
+  if (typeof message.method !== "string" || message.method.length === 0) return "method must be a non-empty string";
+  const params = message.params;
+  if (Object.hasOwn(message, "params") && (typeof params !== "object" || params === null || Array.isArray(params))) {
+    return "params must be an object";
+  }
+  return null;
+}
+
 /** Lifetime the Worker gives a credential: one request, plus clock skew between Worker and container. */
 export const CREDENTIAL_TTL_SECONDS = 30;
 /** The bridge refuses longer-lived credentials: this bounds how long a `jti` must be remembered. */

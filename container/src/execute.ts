@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isServerId } from "../../policies/catalog.ts";
 import { authenticate, type BridgeContext, credentialMissing } from "./context.ts";
-import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_LIMITS, EXECUTE_BODY_FIELDS } from "./contract.ts";
+import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_LIMITS, EXECUTE_BODY_FIELDS, jsonRpcRequestProblem } from "./contract.ts";
 import { badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
 import { ParkedError } from "./handshake.ts";
-import { header, parseJson, readBody, requireJsonContentType } from "./http.ts";
+import { header, parseBoundedJson, readBody, requireJsonContentType } from "./http.ts";
 import { classify, errorResponse, isJsonObject, type JsonRpcId, RPC_ERROR, resultResponse } from "./jsonrpc.ts";
 import { admitCalls } from "./limits.ts";
 import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./port.ts";
@@ -14,14 +14,16 @@ import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./po
  *
  * SECURITY: the body is `{ server, message }` and nothing else. A field that could steer a process
  * (command, args, env, cwd, shell, …) is refused by name, and so is any unknown field: the process
- * that answers is the catalog's, launched with the catalog's argv (CVE-2025-49596 class).
+ * that answers is the catalog's, launched with the catalog's argv (CVE-2025-49596 class). The message is
+ * exactly one JSON-RPC request (contract.ts, jsonRpcRequestProblem): anything else is refused at once
+ * instead of reaching a child that would never answer it.
  */
 export async function handleExecute(ctx: BridgeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== "POST") throw methodNotAllowed("POST");
   // Refuse anonymous callers before reading their body.
   if (!header(req, BRIDGE_CREDENTIAL_HEADER)) throw credentialMissing();
   requireJsonContentType(req);
-  const body = parseJson(await readBody(req, BRIDGE_LIMITS.maxRequestBytes));
+  const body = parseBoundedJson(await readBody(req, BRIDGE_LIMITS.maxRequestBytes));
   if (!isJsonObject(body)) throw badRequest("invalid_body", "the body must be a JSON object { server, message }");
   for (const field of Object.keys(body)) {
     if (!(EXECUTE_BODY_FIELDS as readonly string[]).includes(field)) {
@@ -30,8 +32,11 @@ export async function handleExecute(ctx: BridgeContext, req: IncomingMessage, re
   }
   const { server, message } = body;
   if (!isServerId(server) || !ctx.pool.hosts(server)) throw notFound("unknown server");
+  const problem = jsonRpcRequestProblem(message);
   const classified = classify(message);
-  if (classified.kind !== "request") throw badRequest("invalid_message", "message must be one JSON-RPC request");
+  if (problem !== null || classified.kind !== "request") {
+    throw badRequest("invalid_message", `message must be one JSON-RPC request: ${problem ?? "it is not one"}`);
+  }
   const claims = await authenticate(ctx, req, server, "execute", undefined);
   const { id, method, msg } = classified;
   if (method === "logging/setLevel" || method === "resources/subscribe" || method === "resources/unsubscribe") {

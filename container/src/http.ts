@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./contract.ts";
 import { BridgeHttpError } from "./errors.ts";
 
 /** Request-side HTTP helpers: one header value, media types, and a size-capped body. */
@@ -78,4 +79,17 @@ export function parseJson(text: string): unknown {
   } catch {
     throw new BridgeHttpError(400, "parse_error", "request body is not valid JSON");
   }
+}
+
+/**
+ * Parses a JSON body and refuses one nested more than MAX_JSON_DEPTH levels (400): the Worker refuses such
+ * bodies too, so only a caller that is not the Worker sends one, and nothing after this point (the
+ * multiplexer's re-serialisation, the child's parser) has to survive it.
+ */
+export function parseBoundedJson(text: string): unknown {
+  const value = parseJson(text);
+  if (jsonDepthExceeds(value, MAX_JSON_DEPTH)) {
+    throw new BridgeHttpError(400, "too_deep", `request body nests more than ${MAX_JSON_DEPTH} levels`);
+  }
+  return value;
 }

@@ -7,7 +7,7 @@ import { dispatch } from "./dispatch.ts";
 import { BridgeHttpError, badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
 import { PostExchange } from "./exchange.ts";
 import { ParkedError } from "./handshake.ts";
-import { accepts, header, parseJson, readBody, requireJsonContentType } from "./http.ts";
+import { accepts, header, parseBoundedJson, readBody, requireJsonContentType } from "./http.ts";
 import { type Classified, classify, isJsonObject, type JsonObject, paramsOf, resultResponse } from "./jsonrpc.ts";
 import { admitCalls, admitSession } from "./limits.ts";
 import { type ClientCaps, NO_CLIENT_CAPS } from "./port.ts";
@@ -64,7 +64,7 @@ async function post(
     throw new BridgeHttpError(406, "not_acceptable", "Accept must allow application/json or text/event-stream");
   }
   const body = (await readBody(req, BRIDGE_LIMITS.maxRequestBytes)).trim();
-  const parsed = parseJson(body);
+  const parsed = parseBoundedJson(body);
   const batch = Array.isArray(parsed);
   const values: unknown[] = batch ? parsed : [parsed];
   if (values.length === 0 || values.length > BRIDGE_LIMITS.maxBatchMessages) {

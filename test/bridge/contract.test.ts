@@ -4,7 +4,10 @@ import {
   CLOCK_SKEW_SECONDS,
   CREDENTIAL_TTL_SECONDS,
   importBridgeKey,
+  jsonDepthExceeds,
+  jsonRpcRequestProblem,
   MAX_CREDENTIAL_LIFETIME_SECONDS,
+  MAX_JSON_DEPTH,
   mintBridgeCredential,
   ReplayCache,
   type VerifyOptions,
@@ -189,5 +192,52 @@ describe("contract module runs in workerd too", () => {
     const source = await readFile(new URL("../../container/src/contract.ts", import.meta.url), "utf8");
     expect(source).not.toMatch(/from\s+["']node:/);
     expect(source).not.toMatch(/^import\s/m);
+  });
+});
+
+describe("JSON nesting bound (MAX_JSON_DEPTH): one iterative check for the Worker and the bridge", () => {
+  const nest = (depth: number): unknown => JSON.parse(`${"[".repeat(depth)}${"]".repeat(depth)}`);
+
+  it("counts objects and arrays: a scalar is 0 deep, {} and [] are 1", () => {
+    expect(jsonDepthExceeds("x", 0)).toBe(false);
+    expect(jsonDepthExceeds({}, 0)).toBe(true);
+    expect(jsonDepthExceeds({}, 1)).toBe(false);
+    expect(jsonDepthExceeds({ a: [{ b: 1 }] }, 3)).toBe(false);
+    expect(jsonDepthExceeds({ a: [{ b: [] }] }, 3)).toBe(true);
+    expect(jsonDepthExceeds(nest(MAX_JSON_DEPTH))).toBe(false);
+    expect(jsonDepthExceeds(nest(MAX_JSON_DEPTH + 1))).toBe(true);
+  });
+
+  it("is iterative: 1,000,000 levels (what a 2 MB body holds) are measured without overflowing the stack", () => {
+    const deep = nest(1_000_000);
+    expect(() => JSON.stringify(deep)).toThrow(RangeError);
+    expect(jsonDepthExceeds(deep)).toBe(true);
+  });
+
+  it("finds the deep branch among wide, shallow ones", () => {
+    const wide = Array.from({ length: 10_000 }, (_, i) => (i === 9_999 ? nest(MAX_JSON_DEPTH) : { a: [1] }));
+    expect(jsonDepthExceeds(wide)).toBe(true);
+    expect(jsonDepthExceeds(wide.slice(0, 9_999))).toBe(false);
+  });
+});
+
+describe("exactly one JSON-RPC request (jsonRpcRequestProblem): execute_stdio and /execute", () => {
+  it("accepts a request with or without object params", () => {
+    expect(jsonRpcRequestProblem({ jsonrpc: "2.0", id: 1, method: "ping" })).toBeNull();
+    expect(jsonRpcRequestProblem({ jsonrpc: "2.0", id: "a", method: "tools/list", params: {} })).toBeNull();
+  });
+
+  it.each([
+    [{ jsonrpc: "2.0", id: 1, method: "ping", command: "sh" }, "member not allowed: command"],
+    [{ jsonrpc: "2.0", id: 1, method: "ping", params: [] }, "params must be an object"],
+    [{ jsonrpc: "2.0", id: 1, method: "ping", params: null }, "params must be an object"],
+    [{ jsonrpc: "2.0", method: "ping" }, "id must be a string or a number"],
+    [{ jsonrpc: "2.0", id: null, method: "ping" }, "id must be a string or a number"],
+    [{ jsonrpc: "2.0", id: 1, method: "" }, "method must be a non-empty string"],
+    [{ jsonrpc: "1.0", id: 1, method: "ping" }, 'jsonrpc must be "2.0"'],
+    [{ jsonrpc: "2.0", id: 1, result: {} }, "member not allowed: result"],
+    [[{ jsonrpc: "2.0", id: 1, method: "ping" }], "must be one JSON object"],
+  ])("%j → %s", (message, problem) => {
+    expect(jsonRpcRequestProblem(message)).toBe(problem);
   });
 });
