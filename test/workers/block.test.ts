@@ -263,6 +263,18 @@ describe("a block holds: a blocked subject is refused everywhere until the block
       expect(response.status).toBe(400);
       expect(((await response.json()) as { error: string }).error).toBe("invalid_request");
     }
+    const deep = await send(
+      new Request(`${ORIGIN}/admin/block`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${alice.access}`, "content-type": "application/json" },
+        body: `{"subject":"mock:bob","reason":${"[".repeat(5_000)}${"]".repeat(5_000)}}`,
+      }),
+    );
+    expect(deep.status, "nesting beyond the bound").toBe(400);
+    expect(await deep.text()).not.toMatch(/stack|RangeError/i);
+    expect(await auditRows("admin:request"), "the unreadable body is one row too").toMatchObject([
+      { decision: "deny", reason: "invalid_request" },
+    ]);
     expect((await auditRows("admin:block")).every((r) => r.decision === "deny")).toBe(true);
     expect(await env.DB.prepare("SELECT count(*) AS n FROM blocks").first("n")).toBe(0);
   });

@@ -1,5 +1,6 @@
 import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "../../container/src/contract.ts";
 import { type AuditEntry, writeAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { database } from "../db/database.ts";
@@ -23,8 +24,8 @@ export interface AdminVars {
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
 /**
- * Reads an admin request's JSON body, bounded in size (and so in nesting: JSON.parse and zod never see
- * more than 16 KiB). Bad input is a 400/413/415 with a plain message (admin.routes.ts maps it).
+ * Reads an admin request's JSON body, bounded in size and in nesting (the gateway's one depth check,
+ * container/src/contract.ts). Bad input is a 400/413/415 with a plain message (admin.routes.ts maps it).
  */
 export async function readAdminJson(request: Request): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
@@ -33,11 +34,15 @@ export async function readAdminJson(request: Request): Promise<unknown> {
   const bytes = await readRequestBytesAtMost(request, MAX_ADMIN_BODY_BYTES);
   if (bytes === null)
     throw new GatewayError(413, ErrorCode.InvalidRequest, `The body is larger than ${MAX_ADMIN_BODY_BYTES} bytes.`);
+  let value: unknown;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
     throw new GatewayError(400, ErrorCode.ParseError, "The body must be JSON.");
   }
+  if (jsonDepthExceeds(value))
+    throw new GatewayError(400, ErrorCode.InvalidRequest, `The body nests more than ${MAX_JSON_DEPTH} levels.`);
+  return value;
 }
 
 /** One admin audit row. SECURITY: awaited; if it cannot be written, the request fails (503). */

@@ -1,7 +1,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { authorize } from "../../policies/decide.ts";
-import { loadRequestContext } from "../authz/request-context.ts";
+import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import type { Config } from "../config.ts";
 import { database } from "../db/database.ts";
 import { unauthorizedResponse } from "../http/bearer.ts";
@@ -108,12 +108,18 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     return c.json({ error: "not_found", error_description: "No such admin endpoint." }, 404);
   });
 
-  app.onError((error, c) => {
+  app.onError(async (error, c) => {
     if (error instanceof GatewayError) {
       // SECURITY: a revoked or blocked admin is told to sign in again (401 invalid_token), like every path.
       if (error.status === 401) return unauthorizedResponse(c.req.url, error.message);
-      if (error.status === 400 || error.status === 413 || error.status === 415)
+      if (error.status === 400 || error.status === 413 || error.status === 415) {
+        // An admin's unreadable body (not JSON, too large, too deep) was still a decided request: one row.
+        const admin = c.get("admin") as RequestContext | undefined;
+        if (admin) {
+          await adminAudit(c.env.DB, admin, { action: "admin:request", decision: "deny", reason: "invalid_request" });
+        }
         return c.json({ error: "invalid_request", error_description: error.message }, error.status);
+      }
       return c.json({ error: "temporarily_unavailable", error_description: error.message }, error.status as 503, {
         "Retry-After": String(error.retryAfterSeconds ?? 5),
       });

@@ -1,4 +1,4 @@
-import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { withinRateLimit } from "../../policies/decide.ts";
 import { type AuditEntry, type AuditOutcome, writeAudit } from "../audit/audit.ts";
@@ -49,18 +49,24 @@ export async function auditOrFail(deps: GuardDeps, ctx: RequestContext, entry: A
 }
 
 /**
- * The audit row of an allowed tool call, once its outcome is known: call the result with the outcome (and
- * the JSON-RPC error code, if any). Timing starts when this is made, just before the call is sent.
+ * The audit row of an allowed call (a tool call by default; a resource read or a prompt), once its outcome
+ * is known: call the result with the outcome (and the JSON-RPC error code, if any). Timing starts when this
+ * is made, just before the call is sent.
  */
 export function allowedCallRecorder(
   deps: GuardDeps,
   ctx: RequestContext,
-  call: { readonly server: string; readonly tool: string; readonly digest: string },
+  call: {
+    readonly action?: AuditAction;
+    readonly server: string;
+    readonly tool: string;
+    readonly digest: string | null;
+  },
 ): (outcome: AuditOutcome, errorCode?: number | null) => Promise<void> {
   const started = Date.now();
   return (outcome, errorCode = null) =>
     auditOrFail(deps, ctx, {
-      action: "tools/call",
+      action: call.action ?? "tools/call",
       server: call.server,
       tool: call.tool,
       decision: "allow",
@@ -70,4 +76,17 @@ export function allowedCallRecorder(
       durationMs: Date.now() - started,
       argsDigest: call.digest,
     });
+}
+
+/**
+ * How an allowed call that threw ended, for its row: the server answered with a JSON-RPC error (an McpError
+ * with the server's code), or the request never completed (bridge down, timeout, connection closed).
+ */
+export function failedOutcome(error: unknown): {
+  readonly outcome: "jsonrpc_error" | "transport_error";
+  readonly errorCode: number | null;
+} {
+  if (!(error instanceof McpError)) return { outcome: "transport_error", errorCode: null };
+  const never = error.code === ErrorCode.RequestTimeout || error.code === ErrorCode.ConnectionClosed;
+  return { outcome: never ? "transport_error" : "jsonrpc_error", errorCode: error.code };
 }

@@ -20,10 +20,10 @@ import { authorize } from "../../policies/decide.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { AuditAction } from "../db/audit-log.table.ts";
 import type { Backends } from "./backends.ts";
-import { auditOrFail } from "./call-guards.ts";
+import { allowedCallRecorder, auditOrFail, failedOutcome } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
-import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri } from "./names.ts";
+import { parseQualifiedName, parseQualifiedUri, qualifyName, qualifyUri, targetNotFound } from "./names.ts";
 import type { ToolDeps } from "./tools.ts";
 
 /** Lists are merged across servers and returned whole; this bounds one server's pages. */
@@ -71,9 +71,6 @@ async function listAcross<T>(
   return out;
 }
 
-/** Same wording for "no such resource/prompt" and "not yours": a denial reveals nothing. */
-const notFound = (what: string, name: string) => new RpcError(ErrorCode.InvalidParams, `${what} ${name} not found`);
-
 export function registerContentHandlers(server: Server, deps: ToolDeps): void {
   const target = async (
     ctx: RequestContext,
@@ -90,29 +87,38 @@ export function registerContentHandlers(server: Server, deps: ToolDeps): void {
         decision: "deny",
         reason: qualified ? "server_not_granted" : "unknown_target",
       });
-      throw notFound(action.startsWith("prompts") ? "Prompt" : "Resource", name);
+      throw targetNotFound(action.startsWith("prompts") ? "Prompt" : "Resource", name);
     }
     return qualified;
   };
 
-  /** Runs an allowed read against its server and writes its audit row before the answer. */
+  /**
+   * Runs an allowed read against its server and writes its one audit row before the answer, however it
+   * ends: a JSON-RPC error from the server (a prompt that does not exist there) is recorded as such, and
+   * so is a server that cannot be reached.
+   */
   const audited = async <R>(
     ctx: RequestContext,
     action: AuditAction,
     t: { server: ServerId; name: string },
     run: (client: Client) => Promise<R>,
   ) => {
-    const started = Date.now();
-    const result = await run(await deps.backends().client(t.server));
-    await auditOrFail(deps, ctx, {
-      action,
-      server: t.server,
-      tool: t.name,
-      decision: "allow",
-      reason: "granted",
-      outcome: "ok",
-      durationMs: Date.now() - started,
-    });
+    const record = allowedCallRecorder(deps, ctx, { action, server: t.server, tool: t.name, digest: null });
+    let result: R;
+    try {
+      result = await run(await deps.backends().client(t.server));
+    } catch (error) {
+      // Our own errors (the audit log failing) are already the answer.
+      if (error instanceof RpcError) throw error;
+      const failed = failedOutcome(error);
+      await record(failed.outcome, failed.errorCode);
+      if (failed.outcome === "jsonrpc_error") throw error;
+      throw new RpcError(
+        ErrorCode.InternalError,
+        `The "${t.server}" server is not available right now; try again shortly.`,
+      );
+    }
+    await record("ok");
     return result;
   };
 

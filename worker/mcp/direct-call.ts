@@ -9,11 +9,11 @@ import { type Caller, loadRequestContext, type RequestContext } from "../authz/r
 import { bridgeFetchFor } from "../bridge/router.ts";
 import type { Database } from "../db/database.ts";
 import { forgetBackend } from "../db/sessions.repository.ts";
+import { auditedRequestOf, auditedRequestProblem } from "./audited.ts";
 import { allowedCallRecorder, auditOrFail, enforceRateLimit } from "./call-guards.ts";
 import { RpcError } from "./errors.ts";
-import { parseQualifiedName } from "./names.ts";
+import { parseQualifiedName, unknownTool } from "./names.ts";
 import { SESSION_MAX_AGE_MS } from "./settings.ts";
-import { unknownTool } from "./tools.ts";
 
 /**
  * Direct tool calls: the Worker sends a `tools/call` straight to the server's container (one Durable
@@ -53,17 +53,26 @@ export interface DirectCall {
   readonly arguments: unknown;
 }
 
+/**
+ * Whether the SDK's Streamable HTTP transport would take this POST at all (Accept, protocol version): what
+ * it refuses (406, 400) before any handler is left to it, on every path.
+ */
+export function streamableTransportAccepts(request: Request): boolean {
+  const accept = request.headers.get("accept") ?? "";
+  if (!accept.includes("application/json") || !accept.includes("text/event-stream")) return false;
+  const version = request.headers.get("mcp-protocol-version");
+  return version === null || SUPPORTED_PROTOCOL_VERSIONS.includes(version);
+}
+
 /** The request as a direct call, or `null` when it must go through the session object. */
 export function directCallOf(request: Request, sessionId: string, body: unknown): DirectCall | null {
   if (!sessionId.startsWith(DIRECT_SESSION_PREFIX)) return null;
-  // What the SDK transport checks on the session path (406, 400) is left to it: such requests go there.
-  const accept = request.headers.get("accept") ?? "";
-  if (!accept.includes("application/json") || !accept.includes("text/event-stream")) return null;
-  const version = request.headers.get("mcp-protocol-version");
-  if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return null;
-  if (!isPlainObject(body) || body.jsonrpc !== "2.0" || body.method !== "tools/call") return null;
-  const { id, params } = body;
-  if ((typeof id !== "string" && typeof id !== "number") || !isPlainObject(params)) return null;
+  if (!streamableTransportAccepts(request)) return null;
+  // Only a valid call: one the session object would refuse (bad params, nested too deep) is refused
+  // there, after its decision and with its audit row (audited.ts), exactly as on any other session.
+  const call = auditedRequestOf(body);
+  if (call?.method !== "tools/call" || auditedRequestProblem(call) !== null) return null;
+  const { id, params } = call;
   const { name, arguments: args, _meta, ...rest } = params;
   if (typeof name !== "string") return null;
   if (args !== undefined && !isPlainObject(args)) return null;

@@ -1,12 +1,13 @@
 import { type CallToolResult, ErrorCode, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { type ExecuteRequestBody, jsonRpcRequestProblem } from "../../container/src/contract.ts";
 import { isServerId, type ServerId } from "../../policies/catalog.ts";
-import { authorize } from "../../policies/decide.ts";
+import { authorize, type DenyReason } from "../../policies/decide.ts";
 import type { AuditEntry } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { enforceRateLimit } from "./call-guards.ts";
 import { RpcError } from "./errors.ts";
-import { EXECUTE_STDIO_TOOL } from "./names.ts";
+import { EXECUTE_STDIO_TOOL, unknownTool } from "./names.ts";
 import type { ToolDeps } from "./tools.ts";
 
 /** Sends one JSON-RPC request to a server's process through the bridge's `/execute`; resolves to its response. */
@@ -14,17 +15,48 @@ export type ExecuteFn = (server: ServerId, principal: string, message: unknown) 
 
 /**
  * The input: a server id and ONE JSON-RPC request. SECURITY: nothing else is accepted — no command, args,
- * env or cwd can reach the bridge through this tool (the bridge refuses them too).
+ * env or cwd can reach the bridge through this tool, and the message is exactly one JSON-RPC request
+ * (contract.ts, jsonRpcRequestProblem; the bridge refuses anything else too).
  */
 const ExecuteArgs = z.strictObject({
   server: z.string(),
-  message: z.looseObject({
-    jsonrpc: z.literal("2.0"),
-    id: z.union([z.string(), z.number()]),
-    method: z.string().min(1),
-    params: z.optional(z.unknown()),
+  message: z.custom<ExecuteRequestBody["message"]>((m) => jsonRpcRequestProblem(m) === null, {
+    error: (issue) => jsonRpcRequestProblem(issue.input) ?? "must be one JSON-RPC request",
   }),
 });
+
+/** The decision for an execute_stdio call: the server its arguments name, if any, and whether the caller may. */
+export type ExecuteDecision =
+  | { readonly allow: true; readonly server: ServerId }
+  | { readonly allow: false; readonly server: ServerId | null; readonly reason: DenyReason };
+
+/**
+ * SECURITY: decided first, from the one argument that names what is asked for (`server`), before anything
+ * else about the arguments is looked at: a caller who may not use execute_stdio on that server (or on any,
+ * or names no server we know) gets `Tool execute_stdio not found`, whatever else it sent, and so learns
+ * nothing about the tool. Only a caller it is allowed for hears what is wrong with its arguments.
+ */
+export function decideExecute(ctx: RequestContext, args: unknown): ExecuteDecision {
+  const named = typeof args === "object" && args !== null && !Array.isArray(args) ? Reflect.get(args, "server") : null;
+  if (!isServerId(named)) return { allow: false, server: null, reason: "unknown_server" };
+  const decision = authorize(ctx.grants, { kind: "execute", server: named });
+  return decision.allow ? { allow: true, server: named } : { allow: false, server: named, reason: decision.reason };
+}
+
+/** What is wrong with execute_stdio's arguments, in words for a caller who may use it; `null` when nothing. */
+export function executeArgsProblem(args: unknown): string | null {
+  const parsed = parseExecuteArgs(args);
+  return parsed.success ? null : parsed.problem;
+}
+
+function parseExecuteArgs(
+  args: unknown,
+): { success: true; data: z.infer<typeof ExecuteArgs> } | { success: false; problem: string } {
+  const parsed = ExecuteArgs.safeParse(args ?? {});
+  if (parsed.success) return { success: true, data: parsed.data };
+  const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  return { success: false, problem: `Invalid arguments for ${EXECUTE_STDIO_TOOL}: ${issues}` };
+}
 
 export function executeStdioTool(servers: readonly ServerId[]): Tool {
   return {
@@ -57,6 +89,7 @@ export function executeStdioTool(servers: readonly ServerId[]): Tool {
 
 type Audit<D> = (deps: D, ctx: RequestContext, entry: AuditEntry) => Promise<void>;
 
+/** Runs one execute_stdio call: decision, then the arguments, then the rate limit, the request, the row. */
 export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDeps["db"] }>(
   deps: D,
   ctx: RequestContext,
@@ -64,29 +97,28 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDe
   digest: string,
   audit: Audit<D>,
 ): Promise<CallToolResult> {
-  const parsed = ExecuteArgs.safeParse(rawArgs ?? {});
-  const server = parsed.success && isServerId(parsed.data.server) ? parsed.data.server : null;
-  const decision = server ? authorize(ctx.grants, { kind: "execute", server }) : null;
-  if (!parsed.success || !server || !decision?.allow) {
-    // SECURITY: only a caller who may use execute_stdio somewhere learns why its input was refused.
-    const reason =
-      decision && !decision.allow ? decision.reason : parsed.success ? "unknown_server" : "invalid_arguments";
-    await audit(deps, ctx, {
+  const decision = decideExecute(ctx, rawArgs);
+  const refused = (reason: string) =>
+    audit(deps, ctx, {
       action: "execute_stdio",
-      server,
+      server: decision.server,
       tool: null,
       decision: "deny",
       reason,
       argsDigest: digest,
     });
-    if (decision && !decision.allow)
-      throw new RpcError(ErrorCode.InvalidParams, `Tool ${EXECUTE_STDIO_TOOL} not found`);
-    throw new RpcError(
-      ErrorCode.InvalidParams,
-      `Invalid arguments for ${EXECUTE_STDIO_TOOL}: ${parsed.success ? "unknown server" : parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-    );
+  if (!decision.allow) {
+    await refused(decision.reason);
+    throw unknownTool(EXECUTE_STDIO_TOOL);
   }
-  const method = parsed.data.message.method;
+  const parsed = parseExecuteArgs(rawArgs);
+  if (!parsed.success) {
+    await refused("invalid_params");
+    throw new RpcError(ErrorCode.InvalidParams, parsed.problem);
+  }
+  const server = decision.server;
+  const message = parsed.data.message;
+  const method = message.method;
   await enforceRateLimit(deps, ctx, "execute_stdio", server, method, digest);
   const started = Date.now();
   const record = (outcome: "ok" | "jsonrpc_error" | "transport_error") =>
@@ -101,7 +133,7 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDe
       argsDigest: digest,
     });
   try {
-    const response = await deps.execute(server, ctx.caller.principal, parsed.data.message);
+    const response = await deps.execute(server, ctx.caller.principal, message);
     await record(typeof response === "object" && response !== null && "error" in response ? "jsonrpc_error" : "ok");
     return { content: [{ type: "text", text: JSON.stringify(response) }], structuredContent: { response } };
   } catch (error) {

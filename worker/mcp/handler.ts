@@ -7,6 +7,7 @@ import { database } from "../db/database.ts";
 import { originGuard } from "../http/origin.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MAX_REQUEST_BODY_BYTES, readJsonMessage } from "./body.ts";
+import { screenBody } from "./boundary.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
 import { GatewayError, invalidToken, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
@@ -81,16 +82,19 @@ export function createMcpHandler(options: McpHandlerOptions) {
         clientId: ctx.auth?.clientId ?? null,
         authenticatedAtMs: props.data.authenticatedAtMs,
       };
-      // A POST that starts a session, or one of a session whose calls may go straight to a container, is
-      // read here: the first picks the session's id (see direct-call.ts), the second may be such a call.
-      // Every other request's body streams on to the session object unread, as before.
+      // SECURITY: every POST body (`/mcp` and `/sse/message`) is read and screened here, the one boundary
+      // for size, JSON-RPC shape and nesting on every path (boundary.ts says why here). The bytes read are
+      // passed on unchanged. A session's first POST also picks its id (direct-call.ts), and a POST of a
+      // `d-` session may be a call that goes straight to a container.
       let body: ReadableStream | Uint8Array | null = request.body;
-      if (route === "mcp" && request.method === "POST" && (fresh || sessionId.startsWith(DIRECT_SESSION_PREFIX))) {
+      if (request.method === "POST") {
         const { bytes, message } = await readJsonMessage(request);
+        const refused = screenBody(message, { initializeAllowed: fresh || route === "sse-message" });
+        if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
         if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
           sessionId = `${DIRECT_SESSION_PREFIX}${sessionId}`;
         }
-        const call = fresh ? null : directCallOf(request, sessionId, message);
+        const call = fresh || route !== "mcp" ? null : directCallOf(request, sessionId, message);
         if (call) {
           const deps = {
             db: database(env.DB),

@@ -1,4 +1,6 @@
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { isServerId, type ServerId } from "../../policies/catalog.ts";
+import { RpcError } from "./errors.ts";
 
 /**
  * How several servers' tools, prompts and resources share one endpoint.
@@ -50,4 +52,17 @@ export function parseQualifiedUri(qualified: string): Qualified | null {
   const name = rest.slice(at + 1);
   if (!isServerId(server) || name.length === 0) return null;
   return { server, name };
+}
+
+/**
+ * SECURITY: the answer for a tool that does not exist and for one the caller may not use is the same
+ * error, word for word, so a denial reveals nothing about what exists.
+ */
+export function unknownTool(name: string): RpcError {
+  return new RpcError(ErrorCode.InvalidParams, `Tool ${name} not found`);
+}
+
+/** The same for resources and prompts: "no such resource/prompt" and "not yours" read alike. */
+export function targetNotFound(what: "Resource" | "Prompt", name: string): RpcError {
+  return new RpcError(ErrorCode.InvalidParams, `${what} ${name} not found`);
 }

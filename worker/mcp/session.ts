@@ -18,11 +18,12 @@ import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
 import { forgetSession, recordBackend, recordSession } from "../db/sessions.repository.ts";
+import { type AuditedRefusal, refusalMessage, refuseInvalidAudited } from "./audited.ts";
 import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
 import { registerContentHandlers } from "./content.ts";
 import { authInfoFor } from "./context.ts";
-import { directCallsAllowed } from "./direct-call.ts";
+import { directCallsAllowed, streamableTransportAccepts } from "./direct-call.ts";
 import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { parseQualifiedName, qualifyUri } from "./names.ts";
@@ -134,7 +135,9 @@ export class McpSession extends DurableObject<SessionEnv> {
           "Bad Request: Mcp-Session-Id header is required (send initialize first).",
         );
       }
-      if (!this.#meta && request.method === "POST" && isInitializeRequest(body)) {
+      // SECURITY: only an id the Worker minted (`fresh`) starts a session; the Worker also refuses an
+      // initialize that names an id (boundary.ts), so a client can neither choose one nor revive a deleted one.
+      if (info.fresh && !this.#meta && request.method === "POST" && isInitializeRequest(body)) {
         this.#transport = await this.#build(info, "streamable");
         created = true;
       } else if (this.#meta?.kind === "streamable" && Date.now() - this.#meta.createdAtMs < SESSION_MAX_AGE_MS) {
@@ -159,6 +162,13 @@ export class McpSession extends DurableObject<SessionEnv> {
         );
       }
     }
+    const refused = streamableTransportAccepts(request) ? await this.#refuseInvalid(body, ctx) : null;
+    if (refused) {
+      return new Response(JSON.stringify(refusalMessage(refused)), {
+        status: refused.status,
+        headers: { "content-type": "application/json", "cache-control": "no-store", "mcp-session-id": info.sessionId },
+      });
+    }
     const unavailable = await this.#preflight(body, ctx);
     if (unavailable) return unavailable;
     const response = await this.#transport.handleRequest(request, { parsedBody: body, authInfo: authInfoFor(ctx, "") });
@@ -175,6 +185,17 @@ export class McpSession extends DurableObject<SessionEnv> {
       });
     }
     return response;
+  }
+
+  /**
+   * An audited request (tools/call, resources/read, prompts/get) the SDK would refuse before our handlers
+   * (bad params, nested too deep): refused here instead, decided first and with its one audit row.
+   */
+  async #refuseInvalid(body: unknown, ctx: RequestContext): Promise<AuditedRefusal | null> {
+    const backends = this.#backendsOf;
+    const keys = this.#keys;
+    if (!backends || !keys) return null;
+    return refuseInvalidAudited({ db: this.#db, auditKey: keys.audit, backends }, ctx, body);
   }
 
   /**
@@ -219,6 +240,18 @@ export class McpSession extends DurableObject<SessionEnv> {
     const body = await readJsonBody(request);
     if (Array.isArray(body))
       throw new GatewayError(400, ErrorCode.InvalidRequest, "The HTTP+SSE transport takes one message per request.");
+    const refused = await this.#refuseInvalid(body, ctx);
+    if (refused?.status === 400) {
+      return new Response(JSON.stringify(refusalMessage(refused)), {
+        status: 400,
+        headers: { "content-type": "application/json", "cache-control": "no-store" },
+      });
+    }
+    // Answers travel on the event stream, as the SDK's would.
+    if (refused) {
+      await transport.send(refusalMessage(refused));
+      return new Response("Accepted", { status: 202 });
+    }
     try {
       transport.handleMessages(body, { authInfo: authInfoFor(ctx, "") });
     } catch {

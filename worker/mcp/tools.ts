@@ -4,22 +4,21 @@ import {
   type CallToolResult,
   ErrorCode,
   ListToolsRequestSchema,
-  McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
-import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
-import { authorize, type Decision } from "../../policies/decide.ts";
+import { authorize } from "../../policies/decide.ts";
 import { argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { Database } from "../db/database.ts";
+import { decideAudited } from "./audited.ts";
 import type { Backends } from "./backends.ts";
-import { allowedCallRecorder, auditOrFail, enforceRateLimit } from "./call-guards.ts";
+import { allowedCallRecorder, auditOrFail, enforceRateLimit, failedOutcome } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
 import { RpcError } from "./errors.ts";
 import { type ExecuteFn, executeStdioTool, runExecuteStdio } from "./execute-stdio.ts";
-import { EXECUTE_STDIO_TOOL, parseQualifiedName, qualifyName } from "./names.ts";
+import { EXECUTE_STDIO_TOOL, qualifyName } from "./names.ts";
 
 export interface ToolDeps {
   readonly db: Kysely<Database>;
@@ -38,14 +37,6 @@ export function mayUseServer(ctx: RequestContext, server: ServerId): boolean {
   if (ctx.grants.servers.has(server)) return true;
   for (const key of ctx.grants.tools) if (key.startsWith(`${server}/`)) return true;
   return false;
-}
-
-/**
- * SECURITY: the answer for a tool that does not exist and for one the caller may not use is the same
- * error, word for word, so a denial reveals nothing about what exists.
- */
-export function unknownTool(name: string): RpcError {
-  return new RpcError(ErrorCode.InvalidParams, `Tool ${name} not found`);
 }
 
 export function registerToolHandlers(server: Server, deps: ToolDeps): void {
@@ -78,24 +69,26 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
     return { tools };
   });
 
+  // Only valid calls reach this handler: an invalid one was refused, after its decision and with its row,
+  // before the SDK saw it (audited.ts, refuseInvalidAudited).
   server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
     const ctx = contextOf(extra);
-    const name = req.params.name;
     const digest = await argsDigest(deps.auditKey, req.params.arguments ?? {});
-    if (name === EXECUTE_STDIO_TOOL) return runExecuteStdio(deps, ctx, req.params.arguments, digest, auditOrFail);
-
-    const target = parseQualifiedName(name);
-    const decision = target ? await decide(deps, ctx, target.server, target.name) : null;
-    if (!target || !decision?.allow) {
+    if (req.params.name === EXECUTE_STDIO_TOOL) {
+      return runExecuteStdio(deps, ctx, req.params.arguments, digest, auditOrFail);
+    }
+    const decided = await decideAudited(deps, ctx, { id: extra.requestId, method: "tools/call", params: req.params });
+    const target = decided.target;
+    if (!target || !decided.verdict.allow) {
       await auditOrFail(deps, ctx, {
         action: "tools/call",
-        server: target?.server ?? null,
-        tool: target?.name ?? name,
+        server: decided.server,
+        tool: decided.tool,
         decision: "deny",
-        reason: decision && !decision.allow ? decision.reason : "unknown_tool",
+        reason: decided.verdict.allow ? "unknown_tool" : decided.verdict.reason,
         argsDigest: digest,
       });
-      throw unknownTool(name);
+      throw decided.refusal;
     }
     await enforceRateLimit(deps, ctx, "tools/call", target.server, target.name, digest);
 
@@ -122,12 +115,9 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
       // Our own errors (the audit log failing) are already the answer.
       if (error instanceof RpcError) throw error;
       // The backend answered with a JSON-RPC error, or the request never completed (bridge down, timeout).
-      const isRpc =
-        error instanceof McpError &&
-        error.code !== ErrorCode.RequestTimeout &&
-        error.code !== ErrorCode.ConnectionClosed;
-      await record(isRpc ? "jsonrpc_error" : "transport_error", error instanceof McpError ? error.code : null);
-      if (isRpc) throw error;
+      const failed = failedOutcome(error);
+      await record(failed.outcome, failed.errorCode);
+      if (failed.outcome === "jsonrpc_error") throw error;
       throw new RpcError(
         ErrorCode.InternalError,
         `The "${target.server}" server is not available right now; try again shortly.`,
@@ -136,14 +126,4 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
       deps.inFlight.end(target.server, extra.requestId);
     }
   });
-}
-
-/** Snapshot tools are decided from the policy alone; a tool the server added since needs its live annotations. */
-async function decide(deps: ToolDeps, ctx: RequestContext, server: ServerId, tool: string): Promise<Decision> {
-  const known: Readonly<Record<string, unknown>> = catalogSnapshot[server].tools;
-  if (Object.hasOwn(known, tool)) return authorize(ctx.grants, { kind: "tool", server, tool });
-  if (!ctx.grants.servers.has(server)) return { allow: false, reason: "unlisted_tool_not_covered" };
-  const live = (await deps.backends().tools(server)).find((t) => t.name === tool);
-  if (!live) return { allow: false, reason: "unlisted_tool_not_covered" };
-  return authorize(ctx.grants, { kind: "tool", server, tool, annotations: live.annotations });
 }

@@ -217,7 +217,8 @@ describe("one origin (tokens, cookies and the issuer are bound to HATAGO_PUBLIC_
   });
 
   it("/health is 503 and names the bridge when the bridge cannot answer (no fake 200)", async () => {
-    const worker = workerFor({ ...env, HATAGO_INSECURE_DEV_BRIDGE_URL: "http://127.0.0.1:9" });
+    const settings: Record<string, unknown> = { ...env, HATAGO_INSECURE_DEV_BRIDGE_URL: "http://127.0.0.1:9" };
+    const worker = workerFor(settings as unknown as typeof env);
     const health = await worker.fetch(new Request("http://127.0.0.1:8787/health"), env, createExecutionContext());
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({
