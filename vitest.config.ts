@@ -53,6 +53,9 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
                 // A test-only secret: the configuration requires one, and no deployment ever sees this file.
                 HATAGO_BRIDGE_SECRET: "test-only-bridge-secret-0123456789abcdef",
+                // The fuzz test's seed and run count (test/workers/fuzz.test.ts); empty = its defaults.
+                FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
               },
             },
           })),

@@ -9,6 +9,8 @@ declare global {
       BRIDGE?: DurableObjectNamespace;
       HATAGO_BRIDGE_SECRET: string;
       TEST_MIGRATIONS: D1Migration[];
+      FUZZ_SEED: string;
+      FUZZ_RUNS: string;
     }
     /** Types `exports.default` (cloudflare:workers) as the Worker's default export. */
     interface GlobalProps {
