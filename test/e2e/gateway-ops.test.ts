@@ -220,7 +220,7 @@ describe("tokens: refresh, revocation, and the admin kill switch", () => {
     const denied = await callError(frank.client, "memory__read_graph");
     expect(denied).not.toBeNull();
     const row = (await audit(alice, "mock:alice")).find((r) => r.action === "admin:revoke");
-    expect(row).toMatchObject({ tool: "mock:frank", decision: "allow" });
+    expect(row).toMatchObject({ subject: "mock:frank", note: "e2e: lost laptop", tool: null, decision: "allow" });
     // A new sign-in after the cut-off works again: revocation ends sessions, it does not change the policy.
     const again = await open("frank");
     expect(await callError(again.client, "memory__read_graph")).toBeNull();
