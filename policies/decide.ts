@@ -61,7 +61,9 @@ export type DenyReason =
   | "unlisted_tool_not_covered"
   | "server_not_granted"
   | "needs_execute"
-  | "needs_admin";
+  | "needs_admin"
+  /** A tool outside the snapshot on a server that cannot list its tools now: not decidable, so refused. */
+  | "server_unavailable";
 
 export type Decision =
   | { readonly allow: true; readonly reason: "granted"; readonly level: Level }

@@ -21,7 +21,7 @@ import { kvKeys, viaDefaultExport } from "./oauth/harness/workers.ts";
  * failure, and `FUZZ_SEED=<seed>` replays it.
  */
 const SEED = Number(env.FUZZ_SEED || 20_261_129);
-const RUNS = Number(env.FUZZ_RUNS || 120);
+const RUNS = Number(env.FUZZ_RUNS || 250);
 
 const send = viaDefaultExport;
 const AUDITED_METHODS = ["tools/call", "resources/read", "prompts/get"] as const;

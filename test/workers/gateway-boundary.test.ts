@@ -689,3 +689,42 @@ async function openSse(token: string) {
     close: () => reader.cancel(),
   };
 }
+
+describe("one audit row per decision even when the server cannot be reached (found by the fuzz test)", () => {
+  it.each(SESSION_KINDS)(
+    "on %s, an allowed call to a server that cannot start is one allow row with transport_error",
+    async (_kind, capabilities) => {
+      await seedDev();
+      const token = await tokenFor("bob");
+      const session = await openSession(token, capabilities);
+      // No bridge can run in this test runtime, so the call's server connection fails (503 or an error answer).
+      const res = await post(token, session, {
+        jsonrpc: "2.0",
+        id: 7,
+        method: "tools/call",
+        params: { name: "everything__echo", arguments: { message: "x" } },
+      });
+      expect(res.status === 200 || res.status === 503).toBe(true);
+      expect((await reply(res)).error?.message).toContain('"everything" server is not available');
+      expect(await auditRows("mock:bob")).toMatchObject([
+        { action: "tools/call", server: "everything", tool: "echo", decision: "allow", outcome: "transport_error" },
+      ]);
+    },
+  );
+
+  it("a tool outside the snapshot on a granted server that cannot list its tools is refused (fail closed), one row", async () => {
+    await seedDev();
+    const token = await tokenFor("bob");
+    const session = await openSession(token, { sampling: {} });
+    const res = await post(token, session, {
+      jsonrpc: "2.0",
+      id: 8,
+      method: "tools/call",
+      params: { name: "memory__added_since_the_snapshot", arguments: {} },
+    });
+    expect((await reply(res)).error?.message).toBe("Tool memory__added_since_the_snapshot not found");
+    expect(await auditRows("mock:bob")).toMatchObject([
+      { action: "tools/call", server: "memory", decision: "deny", reason: "server_unavailable" },
+    ]);
+  });
+});

@@ -4,6 +4,7 @@ import {
   GetPromptRequestSchema,
   JSONRPCRequestSchema,
   ReadResourceRequestSchema,
+  type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { jsonDepthExceeds, jsonRpcRequestProblem, MAX_JSON_DEPTH } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
@@ -193,7 +194,14 @@ export async function decideTool(
   const known: Readonly<Record<string, unknown>> = catalogSnapshot[server].tools;
   if (Object.hasOwn(known, tool)) return authorize(ctx.grants, { kind: "tool", server, tool });
   if (!ctx.grants.servers.has(server)) return { allow: false, reason: "unlisted_tool_not_covered" };
-  const live = (await deps.backends().tools(server)).find((t) => t.name === tool);
+  let listed: readonly { name: string; annotations?: Tool["annotations"] }[];
+  try {
+    listed = await deps.backends().tools(server);
+  } catch {
+    // SECURITY: a tool we cannot see cannot be decided: refused (fail closed), and still one row.
+    return { allow: false, reason: "server_unavailable" };
+  }
+  const live = listed.find((t) => t.name === tool);
   if (!live) return { allow: false, reason: "unlisted_tool_not_covered" };
   return authorize(ctx.grants, { kind: "tool", server, tool, annotations: live.annotations });
 }

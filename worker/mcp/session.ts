@@ -12,19 +12,20 @@ import {
 import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import type { ServerId } from "../../policies/catalog.ts";
-import { auditKeyFrom } from "../audit/audit.ts";
+import { argsDigest, auditKeyFrom } from "../audit/audit.ts";
 import { loadContextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { type Database, database } from "../db/database.ts";
 import { forgetSession, recordBackend, recordSession } from "../db/sessions.repository.ts";
-import { type AuditedRefusal, refusalMessage, refuseInvalidAudited } from "./audited.ts";
+import { type AuditedRefusal, auditedRequestOf, decideTool, refusalMessage, refuseInvalidAudited } from "./audited.ts";
 import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
+import { allowedCallRecorder } from "./call-guards.ts";
 import { registerContentHandlers } from "./content.ts";
 import { authInfoFor } from "./context.ts";
 import { directCallsAllowed, streamableTransportAccepts } from "./direct-call.ts";
-import { GatewayError, jsonRpcErrorResponse } from "./errors.ts";
+import { GatewayError, jsonRpcErrorResponse, RpcError } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { parseQualifiedName, qualifyUri } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
@@ -204,18 +205,34 @@ export class McpSession extends DurableObject<SessionEnv> {
    * JSON-RPC error in the body) instead of hanging inside an event stream.
    */
   async #preflight(body: unknown, ctx: RequestContext): Promise<Response | null> {
-    if (!this.#backendsOf || typeof body !== "object" || body === null || Array.isArray(body)) return null;
-    const message = body as { method?: unknown; id?: unknown; params?: { name?: unknown } };
-    if (message.method !== "tools/call" || typeof message.params?.name !== "string") return null;
-    const target = parseQualifiedName(message.params.name);
+    const request = auditedRequestOf(body);
+    const name = request?.method === "tools/call" ? request.params.name : undefined;
+    const backends = this.#backendsOf;
+    const keys = this.#keys;
+    if (!backends || !keys || !request || typeof name !== "string") return null;
+    const target = parseQualifiedName(name);
     if (!target || !mayUseServer(ctx, target.server)) return null;
     try {
-      await this.#backendsOf().connection(target.server);
+      await backends().connection(target.server);
       return null;
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
-      const id = typeof message.id === "string" || typeof message.id === "number" ? message.id : null;
-      return jsonRpcErrorResponse(error, id);
+      // The call is not sent, but it is still one decision and one row. A call the policy refuses is left
+      // to the handler, which decides it without the bridge and answers as for a missing tool.
+      const decision = await decideTool({ backends }, ctx, target.server, target.name);
+      if (!decision.allow) return null;
+      try {
+        const digest = await argsDigest(keys.audit, request.params.arguments ?? {});
+        await allowedCallRecorder({ db: this.#db }, ctx, { server: target.server, tool: target.name, digest })(
+          "transport_error",
+        );
+      } catch (auditError) {
+        if (auditError instanceof RpcError) {
+          return jsonRpcErrorResponse(new GatewayError(503, auditError.code, auditError.message), request.id);
+        }
+        throw auditError;
+      }
+      return jsonRpcErrorResponse(error, request.id);
     }
   }
 
