@@ -53,8 +53,35 @@ export function bridgeFetchFor(route: BridgeRoute, principal: string): BridgeFet
       throw new GatewayError(503, ErrorCode.InternalError, "No bridge is configured for this deployment.");
     }
     const stub = route.containers.get(route.containers.idFromName(containerName(server, principal)));
-    return stub.fetch(new Request(`http://bridge${path}`, { ...init, headers }));
+    const response = await stub.fetch(new Request(`http://bridge${path}`, { ...init, headers }));
+    if (await isContainerLimitRefusal(response)) {
+      throw new GatewayError(
+        503,
+        ErrorCode.InternalError,
+        `No container is free for the "${server}" server: this deployment's container limit (hatago:maxInstances) ` +
+          "is reached. Containers are released after some minutes without use; try again shortly.",
+        { retryAfterSeconds: CONTAINER_LIMIT_RETRY_AFTER_SECONDS },
+      );
+    }
+    return response;
   };
+}
+
+/**
+ * How long to wait after a refused container start. Containers sleep after their idlest server's idle
+ * timeout (minutes, worker/bridge/container.ts), so a free one rarely appears within seconds.
+ */
+export const CONTAINER_LIMIT_RETRY_AFTER_SECONDS = 60;
+
+/**
+ * The 503 @cloudflare/containers answers when Cloudflare provides no instance: the application's
+ * `max_instances` are all running (or the application is still being provisioned). Its text is the
+ * library's (0.3.x `containerFetch`); the bridge's own 503s say something else.
+ */
+export async function isContainerLimitRefusal(response: Response): Promise<boolean> {
+  if (response.status !== 503) return false;
+  const text = await response.clone().text();
+  return text.startsWith("There is no Container instance available");
 }
 
 /** One JSON-RPC request to a server's process through `/execute`; resolves to the process's response. */

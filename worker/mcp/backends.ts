@@ -131,6 +131,8 @@ export class Backends {
       await client.connect(transport, { timeout: BRIDGE_CONNECT_TIMEOUT_MS });
     } catch (cause) {
       await client.close().catch(() => {});
+      // A refusal that already says why (the container limit) keeps its own message and Retry-After.
+      if (cause instanceof GatewayError) throw cause;
       throw new GatewayError(
         503,
         ErrorCode.InternalError,
