@@ -8,7 +8,10 @@ import { z } from "zod";
 
 export const CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4";
 
-/** Registry credentials live long enough for one image push after a build; wrangler uses 15 min. */
+/**
+ * Registry credentials live long enough for one push: they are minted after the build (deploy/registry.ts),
+ * so the build's length does not count against them; wrangler uses 15 min.
+ */
 export const REGISTRY_CREDENTIALS_TTL_MINUTES = 30;
 
 export const CLOUDFLARE_REGISTRY = "registry.cloudflare.com";
@@ -147,6 +150,22 @@ export async function currentVersionIds(
   );
   if (result === null) return null;
   return result.deployments[0]?.versions.map((v) => v.version_id) ?? [];
+}
+
+/** The `workers/tag` annotation of a Worker version (set by `wrangler deploy --tag`), or null. */
+export async function versionTag(
+  api: CloudflareApi,
+  accountId: string,
+  script: string,
+  versionId: string,
+): Promise<string | null> {
+  const version = await api.call(
+    "GET",
+    `/accounts/${accountId}/workers/scripts/${script}/versions/${versionId}`,
+    z.object({ annotations: z.record(z.string(), z.unknown()).nullish() }),
+  );
+  const tag = version.annotations?.["workers/tag"];
+  return typeof tag === "string" && tag !== "" ? tag : null;
 }
 
 /** Deletes a Worker and, with `force`, the Durable Object namespaces it owns. */

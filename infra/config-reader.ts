@@ -75,12 +75,21 @@ export class ConfigReader {
     return this.read(name, schema, options);
   }
 
-  /** A secret value; a missing one is recorded with the `--secret` command that sets it. */
-  requireSecret(name: string, why: string): pulumi.Output<string> {
+  /**
+   * A secret value; a missing one is recorded with the `--secret` command that sets it. With `schema`,
+   * the plain value is checked too (Pulumi decrypts config before the program runs, also on preview);
+   * SECURITY: the problem recorded is the schema's message, never the value.
+   */
+  requireSecret(name: string, why: string, schema?: z.ZodType<string>): pulumi.Output<string> {
     const value = this.#source.getSecret(name);
     if (value === undefined) {
       this.fail(name, `required ${why} (pulumi config set --secret ${this.key(name)} <value>)`);
       return pulumi.secret("");
+    }
+    const plain = this.#source.get(name);
+    if (schema && plain !== undefined) {
+      const parsed = schema.safeParse(plain);
+      if (!parsed.success) this.fail(name, parsed.error.issues.map((i) => i.message).join("; "));
     }
     return value;
   }

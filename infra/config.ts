@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { ENVIRONMENTS, type Environment, environmentForStack } from "../policies/index.ts";
+import { ENVIRONMENTS, type Environment, environmentForStack, isolationOf, SERVER_IDS } from "../policies/index.ts";
 import { ConfigReader, type ConfigSource } from "./config-reader.ts";
 import { isPreviewStack, type Names, namesFor, STACK_NAME } from "./naming.ts";
 
@@ -16,17 +16,36 @@ export type InstanceType = (typeof INSTANCE_TYPES)[number];
 /** Upper bound on `maxInstances`: far above any account's default limit, so a typo (10000) is caught. */
 const MAX_INSTANCES_LIMIT = 1_000;
 
-/** Container sizes when the stack does not set them: previews get the smallest. */
-const CONTAINER_DEFAULTS: Readonly<Record<Environment | "preview", ContainerSize>> = {
-  preview: { instanceType: "lite", maxInstances: 1 },
-  dev: { instanceType: "lite", maxInstances: 2 },
-  staging: { instanceType: "basic", maxInstances: 5 },
-  prod: { instanceType: "standard-1", maxInstances: 10 },
+/**
+ * Container sizes when the stack does not set them: previews get the smallest. `concurrentUsers` is
+ * how many people are expected to use the gateway within one container idle period (a container is
+ * held until its idlest server's idle timeout has passed since its last use, worker/bridge/container.ts).
+ */
+const CONTAINER_DEFAULTS: Readonly<
+  Record<Environment | "preview", { instanceType: InstanceType; concurrentUsers: number }>
+> = {
+  preview: { instanceType: "lite", concurrentUsers: 2 },
+  dev: { instanceType: "lite", concurrentUsers: 3 },
+  staging: { instanceType: "basic", concurrentUsers: 5 },
+  prod: { instanceType: "standard-1", concurrentUsers: 20 },
 };
+
+/**
+ * Containers needed for `concurrentUsers` people using every server at once: one per (server, person)
+ * for each `per-user` server in the catalog, one per `shared` server (worker/bridge/router.ts names
+ * them the same way). With fewer, the next person's container is refused: a 503 naming the limit.
+ */
+export function containersNeeded(concurrentUsers: number): number {
+  const perUser = SERVER_IDS.filter((id) => isolationOf(id) === "per-user").length;
+  const shared = SERVER_IDS.length - perUser;
+  return Math.min(MAX_INSTANCES_LIMIT, perUser * concurrentUsers + shared);
+}
 
 export interface ContainerSize {
   readonly instanceType: InstanceType;
   readonly maxInstances: number;
+  /** The people the size was planned for (hatago:expectedConcurrentUsers or the environment's default). */
+  readonly concurrentUsers: number;
 }
 
 export type LoginConfig =
@@ -94,6 +113,17 @@ export const TOKEN_LIFETIME_VARIABLES = {
 } as const;
 export type TokenLifetimeKey = keyof typeof TOKEN_LIFETIME_VARIABLES;
 
+/**
+ * The Worker's ranges for them (worker/config.ts; infra may not import the Worker, so
+ * test/infra/config-twins.test.ts holds the two to each other). KV refuses expirations under 60 s.
+ */
+const MIN_TTL_SECONDS = 60;
+const TOKEN_LIFETIME_RANGES: Readonly<Record<TokenLifetimeKey, { max: number; zeroAllowed: boolean }>> = {
+  accessTokenTtlSeconds: { max: 86_400, zeroAllowed: false },
+  refreshTokenTtlSeconds: { max: 31_536_000, zeroAllowed: true },
+  clientRegistrationTtlSeconds: { max: 31_536_000, zeroAllowed: false },
+};
+
 /** Thrown when stack config is missing or wrong; every problem names its key. */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -115,8 +145,15 @@ const accessTeamSchema = z
   .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.cloudflareaccess\.com)?$/, "a team name or its domain");
 const githubClientIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "a GitHub OAuth client id");
 const githubOrgSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, "a GitHub organisation login");
-const issuerSchema = z.url({ protocol: /^https$/, hostname: z.regexes.domain });
-const scopeSchema = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, "an OAuth scope");
+const issuerSchema = z.url({ protocol: /^https$/, hostname: z.regexes.domain }).refine((value) => {
+  const url = URL.parse(value);
+  return url !== null && !url.username && !url.password && !url.search && !url.hash && !value.includes("#");
+}, "an https issuer URL without credentials, query or fragment");
+// An OAuth scope token, without a comma: the Worker splits HATAGO_OIDC_SCOPES on spaces and commas.
+const scopeSchema = z.string().regex(/^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,128}$/, "an OAuth scope");
+/** URL-safe, as the Worker requires (it puts client ids in URLs). */
+const oidcClientIdSchema = z.string().regex(/^[A-Za-z0-9._~-]{1,255}$/, "a client id of URL-safe characters");
+const secretValueSchema = z.string().refine((v) => v.trim() !== "", "must not be blank");
 const emailList = z.array(z.string().regex(/^[^\s@]+@[^\s@]+$/, "an email address"));
 const domainList = z.array(hostnameSchema);
 
@@ -179,6 +216,15 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
   const accessLogin = allowList("accessLoginEmails", "accessLoginEmailDomains");
   const admin = allowList("adminEmails", "adminEmailDomains");
   const adminAccess = admin.emails.length + admin.emailDomains.length > 0 ? admin : undefined;
+  // The Worker verifies the Access JWT on /admin against the team's certificates, so it needs the team
+  // (its own rule: HATAGO_ADMIN_ACCESS_AUD without HATAGO_ACCESS_TEAM_DOMAIN is refused, and a refused
+  // configuration answers 503 to every request). The access login names the team already.
+  if (adminAccess && !r.isSet("accessTeam") && provider !== "access") {
+    r.fail(
+      "accessTeam",
+      `required when ${key("adminEmails")} or ${key("adminEmailDomains")} is set (the Worker checks Access's sign-in on /admin against the team, e.g. acme)`,
+    );
+  }
 
   // Hosting: a custom domain on a zone in the account, or the account's workers.dev subdomain.
   const domain = r.read("domain", hostnameSchema);
@@ -210,9 +256,13 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
 
   const defaults = CONTAINER_DEFAULTS[isPreview ? "preview" : environment];
   const instanceType = r.read("instanceType", z.enum(INSTANCE_TYPES)) ?? defaults.instanceType;
+  const concurrentUsers =
+    r.read("expectedConcurrentUsers", z.coerce.number().int().min(1).max(MAX_INSTANCES_LIMIT)) ??
+    defaults.concurrentUsers;
+  // An explicit maxInstances wins (an account limit, a budget); otherwise it follows the catalog.
   const maxInstances =
     r.read("maxInstances", z.coerce.number().int().min(1).max(MAX_INSTANCES_LIMIT, `at most ${MAX_INSTANCES_LIMIT}`)) ??
-    defaults.maxInstances;
+    containersNeeded(concurrentUsers);
 
   const production = environment === "prod";
   const protectRaw = r.read("protectData", z.enum(["true", "false"]));
@@ -222,7 +272,15 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
 
   const tokenLifetimes: Partial<Record<TokenLifetimeKey, number>> = {};
   for (const name of Object.keys(TOKEN_LIFETIME_VARIABLES) as TokenLifetimeKey[]) {
-    const seconds = r.read(name, z.coerce.number().int("whole seconds").min(0, "whole seconds"));
+    const { max, zeroAllowed } = TOKEN_LIFETIME_RANGES[name];
+    const range = `${zeroAllowed ? "0 (none) or " : ""}whole seconds from ${MIN_TTL_SECONDS} to ${max}`;
+    const seconds = r.read(
+      name,
+      z.coerce
+        .number()
+        .int(range)
+        .refine((n) => (n === 0 && zeroAllowed) || (n >= MIN_TTL_SECONDS && n <= max), range),
+    );
     if (seconds !== undefined) tokenLifetimes[name] = seconds;
   }
 
@@ -241,7 +299,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     hosting,
     baseUrl,
     allowedOrigins,
-    container: { instanceType, maxInstances },
+    container: { instanceType, maxInstances, concurrentUsers },
     tokenLifetimes,
   };
 }
@@ -262,7 +320,7 @@ function parseLogin(r: ConfigReader, provider: LoginProvider): LoginConfig {
             when,
             `pulumi config set ${r.key("githubClientId")} <id>`,
           ) ?? "",
-        clientSecret: r.requireSecret("githubClientSecret", when),
+        clientSecret: r.requireSecret("githubClientSecret", when, secretValueSchema),
         orgAllowlist: r.read("githubOrgAllowlist", z.array(githubOrgSchema), { json: true }) ?? [],
       };
     case "access":
@@ -270,8 +328,8 @@ function parseLogin(r: ConfigReader, provider: LoginProvider): LoginConfig {
       return { provider };
     case "oidc": {
       const issuer = r.require("oidcIssuer", issuerSchema, when, "the issuer URL, https://…");
-      const clientId = r.requireSecret("oidcClientId", when);
-      const clientSecret = r.requireSecret("oidcClientSecret", when);
+      const clientId = r.requireSecret("oidcClientId", when, oidcClientIdSchema);
+      const clientSecret = r.requireSecret("oidcClientSecret", when, secretValueSchema);
       const scopes = r.read("oidcScopes", z.array(scopeSchema), { json: true }) ?? [];
       if (scopes.length > 0 && !scopes.includes("openid")) r.fail("oidcScopes", "must include openid");
       return {
@@ -290,6 +348,8 @@ function parseLogin(r: ConfigReader, provider: LoginProvider): LoginConfig {
 function isOrigin(value: string, environment: Environment): boolean {
   const url = URL.parse(value);
   if (!url || url.origin !== value) return false;
+  // The Worker reads HATAGO_ALLOWED_ORIGINS as a comma-separated list: a host of DNS characters only.
+  if (!/^(?:[a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/.test(url.hostname)) return false;
   if (url.protocol === "https:") return true;
   const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
   return url.protocol === "http:" && loopback && environment === "dev";

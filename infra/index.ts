@@ -2,6 +2,7 @@
 // Pulumi loads this file directly (Pulumi.yaml: typescript: false; Node >= 22.18 strips the types).
 import * as pulumi from "@pulumi/pulumi";
 import { compilePolicy, POLICIES } from "../policies/index.ts";
+import { workerBundleSha256 } from "./bundle-inputs.ts";
 import {
   AccessApplications,
   ADMIN_PATH,
@@ -9,10 +10,9 @@ import {
   GatewayWorker,
   OAuthStateStore,
   PolicyDatabase,
-  registryCredentialsForRun,
 } from "./components/index.ts";
 import { parseStackConfig, pulumiConfigSource } from "./config.ts";
-import { hashPaths, isMigrationFile, MIGRATIONS_DIR, REPO_ROOT, WORKER_BUNDLE_SOURCES } from "./source-hash.ts";
+import { hashPaths, isMigrationFile, MIGRATIONS_DIR, REPO_ROOT } from "./source-hash.ts";
 
 // 1. Configuration, validated up front: a wrong key fails here, naming the key, before any change.
 const config = parseStackConfig(pulumi.getStack(), pulumiConfigSource());
@@ -29,7 +29,8 @@ const oauthStore = new OAuthStateStore("oauth-state", { config });
 const access = new AccessApplications("access", { config });
 
 // 4. The bridge image in Cloudflare's registry.
-const image = new BridgeImage("bridge", { config, registryCredentials: registryCredentialsForRun(config.accountId) });
+// Push credentials are minted after the build, right before the push (components/bridge-image.ts).
+const image = new BridgeImage("bridge", { config });
 
 // 5. The Worker, its Durable Objects and the bridge container, deployed after everything above.
 const gateway = new GatewayWorker("gateway", {
@@ -38,7 +39,9 @@ const gateway = new GatewayWorker("gateway", {
   oauthStore,
   image,
   access,
-  bundleSourcesSha256: hashPaths(REPO_ROOT, WORKER_BUNDLE_SOURCES),
+  // What the Worker imports (from the bundler's inputs), not all of policies/: a policy-only change
+  // re-seeds D1 and leaves the Worker as it is.
+  bundleSourcesSha256: workerBundleSha256(REPO_ROOT),
 });
 
 // Outputs: what to give an MCP client, and what a reviewer checks.

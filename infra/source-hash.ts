@@ -52,9 +52,6 @@ export function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** What the Worker bundle is built from: its code, what it imports, and the locked dependencies. */
-export const WORKER_BUNDLE_SOURCES = ["worker", "policies", "container/src/contract.ts", "package-lock.json"] as const;
-
 /** The D1 schema: append-only SQL files (the storage document beside them is not part of it). */
 export const MIGRATIONS_DIR = "migrations";
 export const isMigrationFile = (file: string) => file.endsWith(".sql");

@@ -35,7 +35,7 @@ export interface WranglerConfigInputs {
   readonly hosting: Hosting;
   readonly d1DatabaseId: string;
   readonly kvNamespaceId: string;
-  /** The bridge image in Cloudflare's registry, pinned by digest (`…:tag@sha256:…`). */
+  /** The bridge image in Cloudflare's registry, pinned by digest (`…/hatago-bridge@sha256:…`, no tag). */
   readonly image: string;
   readonly container: ContainerSize;
   /** Plain-text Worker variables (infra/worker-env.ts). Never secrets. */
@@ -81,12 +81,16 @@ export function wranglerConfig(i: WranglerConfigInputs): WranglerConfig {
         image: i.image,
         instance_type: i.container.instanceType,
         max_instances: i.container.maxInstances,
+        // The bridge's stdout/stderr (its JSON log lines, child crashes) kept in Workers Logs.
+        observability: { logs: { enabled: true } },
       },
     ],
     vars: { ...i.vars },
     // The dashboard must not keep variables this program no longer sets.
     keep_vars: false,
-    observability: { enabled: true },
+    // Workers Logs, kept and queryable in the dashboard: every invocation and the Worker's own log lines
+    // (audit and container errors are logged as JSON events).
+    observability: { enabled: true, logs: { enabled: true, invocation_logs: true, persist: true } },
   };
 }
 

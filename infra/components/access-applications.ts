@@ -1,5 +1,6 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+import { CapturedSecret } from "../captured-secret.ts";
 import type { AccessAllowList, StackConfig } from "../config.ts";
 import { type AccessOidcApp, CALLBACK_PATHS } from "../worker-env.ts";
 
@@ -69,11 +70,16 @@ export class AccessApplications extends pulumi.ComponentResource {
         },
         { parent: this },
       );
+      // SECURITY: returned only when the app is created. Captured once, in a resource an update of the
+      // app cannot overwrite (captured-secret.ts); secret, so encrypted in state and in no plain output.
+      const clientSecret = new CapturedSecret(
+        `${name}-login-client-secret`,
+        { owner: app.id, value: app.saasApp.apply((s) => s?.clientSecret ?? "") },
+        { parent: this },
+      );
       this.oidc = {
         clientId: app.saasApp.apply((s) => s?.clientId ?? ""),
-        // SECURITY: returned only when the app is created and kept in state; explicitly secret so it
-        // stays encrypted there and out of every plain output.
-        clientSecret: pulumi.secret(app.saasApp.apply((s) => s?.clientSecret ?? "")),
+        clientSecret: pulumi.secret(clientSecret.value),
       };
     }
 

@@ -8,4 +8,5 @@ export const DEPLOY_CLI = {
   d1Migrate: "node infra/deploy/cli.ts d1-migrate",
   workerDeploy: "node infra/deploy/cli.ts worker-deploy",
   workerDelete: "node infra/deploy/cli.ts worker-delete",
+  registryLogin: "node infra/deploy/cli.ts registry-login",
 } as const;

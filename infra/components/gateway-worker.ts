@@ -19,7 +19,7 @@ export interface GatewayWorkerArgs {
   readonly oauthStore: OAuthStateStore;
   readonly image: BridgeImage;
   readonly access: AccessApplications;
-  /** Hash of what the Worker bundle is built from (source-hash.ts WORKER_BUNDLE_SOURCES). */
+  /** Hash of what the Worker bundle is built from (bundle-inputs.ts workerBundleSha256). */
   readonly bundleSourcesSha256: string;
 }
 

@@ -16,7 +16,9 @@ export class OAuthStateStore extends pulumi.ComponentResource {
     const namespace = new cloudflare.WorkersKvNamespace(
       `${name}-namespace`,
       { accountId: config.accountId, title: config.names.kv },
-      { parent: this, protect: config.protectData },
+      // Titles are unique in the account: delete before replacing where the data is not protected
+      // (policy-database.ts says why).
+      { parent: this, protect: config.protectData, deleteBeforeReplace: !config.protectData },
     );
     this.namespaceId = namespace.id;
     this.registerOutputs({ namespaceId: this.namespaceId });

@@ -34,7 +34,9 @@ export class PolicyDatabase extends pulumi.ComponentResource {
     const db = new cloudflare.D1Database(
       `${name}-d1`,
       { accountId: config.accountId, name: config.names.d1 },
-      { parent: this, protect: config.protectData },
+      // Names are unique in the account, so a replacement (create the new, then delete the old) would
+      // fail on the name. Where the data is not protected, delete first; protected data is never replaced.
+      { parent: this, protect: config.protectData, deleteBeforeReplace: !config.protectData },
     );
 
     this.migrations = new command.local.Command(

@@ -1,7 +1,14 @@
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { type CloudflareApi, currentVersionIds, deleteContainerApplication, deleteWorker } from "../cloudflare-api.ts";
+import {
+  type CloudflareApi,
+  currentVersionIds,
+  deleteContainerApplication,
+  deleteWorker,
+  versionTag,
+} from "../cloudflare-api.ts";
 import { type GeneratedConfig, type WranglerRunner, withConfigFile } from "./wrangler.ts";
 
 /**
@@ -18,7 +25,27 @@ import { type GeneratedConfig, type WranglerRunner, withConfigFile } from "./wra
  * child a socket for a piped stdin, and /dev/stdin cannot be opened on a socket (ENXIO).
  *
  * Delete: the container application (wrangler's own delete leaves it behind), then the Worker.
+ *
+ * Ownership: every version this deployment uploads carries its instance tag (`wrangler deploy --tag`,
+ * the version's `workers/tag` annotation). One instance is one Pulumi resource, from its create to its
+ * delete: updates keep the tag, a replacement makes a new one. The tag starts with the instance's
+ * creation time, so the delete step can tell a successor (a newer instance: a replacement, skip) from
+ * a rollback to an older instance's version or a version nobody tagged (a dashboard edit): then it
+ * fails the destroy, because skipping would leave a Worker bound to the D1 and KV being deleted.
  */
+
+/** `h-<creation time, base 36 ms>-<random>`: short (Worker version tags are short labels), ordered by time. */
+const INSTANCE_TAG = /^h-([0-9a-z]{1,11})-([0-9a-f]{8})$/;
+
+export function newInstanceTag(now: number = Date.now()): string {
+  return `h-${now.toString(36)}-${randomBytes(4).toString("hex")}`;
+}
+
+/** The creation time of an instance tag, or null when the tag is not one of ours. */
+function instanceCreatedAt(tag: string | null): number | null {
+  const match = tag === null ? null : INSTANCE_TAG.exec(tag);
+  return match?.[1] === undefined ? null : Number.parseInt(match[1], 36);
+}
 
 /** Marks the one stdout line the program and the delete step parse; wrangler's output is around it. */
 export const RESULT_MARKER = "HATAGO_DEPLOY_RESULT ";
@@ -27,6 +54,8 @@ export interface DeployResult {
   readonly worker: string;
   readonly versionId: string;
   readonly targets: readonly string[];
+  /** The instance tag every version this deployment uploads carries (absent in results of old deploys). */
+  readonly instance?: string;
 }
 
 const deployEntry = z.object({
@@ -39,19 +68,31 @@ export async function deployWorker(options: {
   readonly config: GeneratedConfig;
   readonly repoRoot: string;
   readonly wrangler: WranglerRunner;
+  /** This deployment's instance tag: the previous result's on an update, a new one on a create. */
+  readonly instance: string;
   readonly dryRun?: boolean;
 }): Promise<DeployResult> {
-  const { config } = options;
+  const { config, instance } = options;
   return withConfigFile(config, options.repoRoot, async (configPath, dir) => {
     const outputFile = path.join(dir, "wrangler-output.ndjson");
-    const args = ["deploy", "--config", configPath, "--secrets-file", "/dev/stdin"];
+    const args = [
+      "deploy",
+      "--config",
+      configPath,
+      "--secrets-file",
+      "/dev/stdin",
+      "--tag",
+      instance,
+      "--message",
+      `hatago: Pulumi deployment ${instance} of ${config.name}`,
+    ];
     if (options.dryRun) args.push("--dry-run", "--outdir", path.join(dir, "dist"));
     const code = await options.wrangler(args, {
       env: { CLOUDFLARE_ACCOUNT_ID: config.account_id, WRANGLER_OUTPUT_FILE_PATH: outputFile },
       stdin: "inherit",
     });
     if (code !== 0) throw new Error(`wrangler deploy of ${config.name} failed (exit ${code}); its output is above`);
-    if (options.dryRun) return { worker: config.name, versionId: "dry-run", targets: [] };
+    if (options.dryRun) return { worker: config.name, versionId: "dry-run", targets: [], instance };
 
     const lines = (await readFile(outputFile, "utf8").catch(() => "")).split("\n").filter(Boolean);
     const entries = lines.flatMap((line) => {
@@ -64,7 +105,7 @@ export async function deployWorker(options: {
     });
     const last = entries.at(-1);
     if (!last) throw new Error(`wrangler deploy of ${config.name} reported no deployment in ${outputFile}`);
-    return { worker: config.name, versionId: last.version_id, targets: last.targets ?? [] };
+    return { worker: config.name, versionId: last.version_id, targets: last.targets ?? [], instance };
   });
 }
 
@@ -85,16 +126,27 @@ export function parseResult(stdout: string | undefined): DeployResult | null {
   } catch {
     return null;
   }
-  const parsed = z.object({ worker: z.string(), versionId: z.string(), targets: z.array(z.string()) }).safeParse(value);
-  return parsed.success ? parsed.data : null;
+  const parsed = z
+    .object({
+      worker: z.string(),
+      versionId: z.string(),
+      targets: z.array(z.string()),
+      instance: z.string().regex(INSTANCE_TAG).optional(),
+    })
+    .safeParse(value);
+  if (!parsed.success) return null;
+  const { instance, ...rest } = parsed.data;
+  return instance === undefined ? rest : { ...rest, instance };
 }
 
 export type DeleteOutcome = "deleted" | "already-gone" | "skipped-newer-deployment";
 
 /**
- * Deletes what `deployWorker` created. Guard: if the Worker now serves a version this deployment did
- * not create, the Worker belongs to a newer deployment (Pulumi replacing this resource creates the
- * new one first, then deletes the old), so nothing is deleted. `force` skips the guard.
+ * Deletes what `deployWorker` created, after checking the Worker is still this deployment's: a live
+ * version tagged with this instance. A version tagged by a newer instance belongs to the deployment
+ * that replaced this one (Pulumi creates the replacement first, then deletes the old), so nothing is
+ * deleted. Anything else (no previous result, a rollback to an older instance's version, a version
+ * without our tag) fails, naming what it found: `force` deletes anyway.
  */
 export async function deleteWorkerDeployment(options: {
   readonly config: GeneratedConfig;
@@ -108,21 +160,37 @@ export async function deleteWorkerDeployment(options: {
   const account = config.account_id;
   const appName = config.containers?.[0]?.name;
   const previous = parseResult(options.previousStdout);
+  const forceHint = "re-run the destroy with HATAGO_FORCE_DELETE=1 to delete it anyway";
 
   const serving = await currentVersionIds(api, account, config.name);
   if (serving !== null && !options.force) {
     if (previous === null) {
       throw new Error(
-        `cannot tell whether Worker ${config.name} is still this deployment's (no previous result recorded); ` +
-          "re-run with HATAGO_FORCE_DELETE=1 to delete it anyway",
+        `cannot tell whether Worker ${config.name} is still this deployment's (no previous result recorded); ${forceHint}`,
       );
     }
-    if (!serving.includes(previous.versionId)) {
-      log(
-        `Worker ${config.name} now serves ${serving.join(", ") || "no version"}, not ${previous.versionId}: ` +
-          "a newer deployment owns it, so it is left in place",
+    const tags = await Promise.all(serving.map((id) => versionTag(api, account, config.name, id)));
+    const ours =
+      previous.instance === undefined
+        ? serving.includes(previous.versionId)
+        : tags.some((tag) => tag === previous.instance);
+    if (!ours) {
+      const mine = instanceCreatedAt(previous.instance ?? null);
+      const theirs = tags.map(instanceCreatedAt);
+      const successor = mine !== null && theirs.length > 0 && theirs.every((t) => t !== null && t > mine);
+      const found = serving.map((id, i) => `${id} (tag ${tags[i] ?? "none"})`).join(", ") || "no version";
+      if (successor) {
+        log(
+          `Worker ${config.name} now serves ${found}, deployed by a newer instance than ${previous.instance}: ` +
+            "the deployment that replaced this one owns it, so it is left in place",
+        );
+        return "skipped-newer-deployment";
+      }
+      throw new Error(
+        `Worker ${config.name} serves ${found}, not a version of this deployment ` +
+          `(${previous.instance ?? previous.versionId}): a rollback, a dashboard edit or a failed update. ` +
+          `It is bound to the D1 database and KV namespace this destroy deletes, so it is not skipped silently; ${forceHint}`,
       );
-      return "skipped-newer-deployment";
     }
   }
   const appExisted = appName ? await deleteContainerApplication(api, account, appName) : false;

@@ -89,22 +89,25 @@ describe("package.json dependencies are exactly the bridge's runtime", () => {
 });
 
 describe(".dockerignore (build context is the repository root)", () => {
-  it("excludes everything except what the Dockerfile copies", async () => {
+  // It admits container/src/ and, elsewhere, single files: the bridge's import graph (test/infra/
+  // bundle-inputs.test.ts derives it from the bundler), so a policy environment does not rebuild the image.
+  it("excludes everything except files under what the Dockerfile copies", async () => {
     const lines = (await read(".dockerignore"))
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
     expect(lines[0]).toBe("*");
     const included = lines.filter((l) => l.startsWith("!")).map((l) => l.slice(1));
-    expect(included.sort()).toEqual(["container/", "package-lock.json", "package.json", "policies/"]);
-    expect(lines).toContain("**/node_modules");
+    expect(included).toContain("package.json");
+    expect(included).toContain("package-lock.json");
+    expect(included.some((entry) => "container/src/main.ts".startsWith(entry))).toBe(true);
     const copies = (await instructions())
       .filter((i) => i.op === "COPY")
       .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
-    for (const source of copies) {
+    for (const file of included) {
       expect(
-        included.some((inc) => source === inc || source.startsWith(inc)),
-        `COPY ${source}`,
+        copies.some((source) => file === source || file.startsWith(source)),
+        `${file} is copied`,
       ).toBe(true);
     }
   });

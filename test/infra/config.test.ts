@@ -1,6 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { ConfigError, type ConfigSource, parseStackConfig, type StackConfig } from "../../infra/config.ts";
+import {
+  ConfigError,
+  type ConfigSource,
+  containersNeeded,
+  parseStackConfig,
+  type StackConfig,
+} from "../../infra/config.ts";
+import { isolationOf, SERVER_IDS } from "../../policies/index.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 
@@ -38,7 +45,7 @@ describe("stack config: defaults", () => {
       environment: "dev",
       login: { provider: "mock" },
       baseUrl: "https://hatago-dev.acme.workers.dev",
-      container: { instanceType: "lite", maxInstances: 2 },
+      container: { instanceType: "lite", maxInstances: containersNeeded(3), concurrentUsers: 3 },
       protectData: false,
       isPreview: false,
     });
@@ -50,7 +57,7 @@ describe("stack config: defaults", () => {
       environment: "staging",
       isPreview: true,
       protectData: false,
-      container: { instanceType: "lite", maxInstances: 1 },
+      container: { instanceType: "lite", maxInstances: containersNeeded(2), concurrentUsers: 2 },
       hosting: { kind: "workers-dev", hostname: "hatago-pr-123.acme.workers.dev", subdomain: "acme" },
     });
     expect(config.names.worker).toBe("hatago-pr-123");
@@ -62,7 +69,11 @@ describe("stack config: defaults", () => {
       source({ ...minimal, loginProvider: "access", accessTeam: "acme", domain: "mcp.example.com" }),
     );
     expect(config).toMatchObject({ environment: "prod", protectData: true, baseUrl: "https://mcp.example.com" });
-    expect(config.container).toEqual({ instanceType: "standard-1", maxInstances: 10 });
+    expect(config.container).toEqual({
+      instanceType: "standard-1",
+      maxInstances: containersNeeded(20),
+      concurrentUsers: 20,
+    });
     expect(config.accessTeamDomain).toBe("acme.cloudflareaccess.com");
   });
 
@@ -72,6 +83,36 @@ describe("stack config: defaults", () => {
       source({ ...minimal, allowedOrigins: ["https://app.example.com", "https://hatago-dev.acme.workers.dev"] }),
     );
     expect(config.allowedOrigins).toEqual(["https://app.example.com"]);
+  });
+});
+
+describe("container limit follows the catalog (issue 15, defect 5: a second user's memory fails)", () => {
+  const perUser = SERVER_IDS.filter((id) => isolationOf(id) === "per-user").length;
+  const shared = SERVER_IDS.length - perUser;
+
+  it("is one container per (per-user server, person) plus one per shared server", () => {
+    expect(containersNeeded(7)).toBe(perUser * 7 + shared);
+  });
+
+  it("by default, every stack fits at least two people using every server at once", () => {
+    const stacks: [string, Record<string, string>][] = [
+      ["pr-7", {}],
+      ["dev", {}],
+      ["staging", { loginProvider: "mock" }],
+      ["prod", { loginProvider: "access", accessTeam: "acme" }],
+    ];
+    for (const [stack, values] of stacks) {
+      const { container } = parseStackConfig(stack, source({ ...minimal, ...values }));
+      expect(container.maxInstances, stack).toBeGreaterThanOrEqual(perUser * 2 + shared);
+    }
+  });
+
+  it("hatago:expectedConcurrentUsers sizes it; an explicit hatago:maxInstances still wins", () => {
+    expect(parseStackConfig("dev", source({ ...minimal, expectedConcurrentUsers: "12" })).container).toMatchObject({
+      maxInstances: containersNeeded(12),
+      concurrentUsers: 12,
+    });
+    expect(parseStackConfig("dev", source({ ...minimal, maxInstances: "7" })).container.maxInstances).toBe(7);
   });
 });
 

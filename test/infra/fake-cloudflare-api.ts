@@ -25,8 +25,8 @@ export class FakeCloudflareApi {
   readonly d1Batches = new Map<string, string[][]>();
   /** Container applications by id. */
   readonly containerApps = new Map<string, { id: string; name: string }>();
-  /** Workers by script name: the version ids of their latest deployment. */
-  readonly workers = new Map<string, { versions: string[] }>();
+  /** Workers by script name: the version ids of their latest deployment, and version tags (`workers/tag`). */
+  readonly workers = new Map<string, { versions: string[]; tags?: Record<string, string> }>();
   /** SQL that D1 rejects (a substring); D1 answers 400 with code 7500. */
   rejectSql: string | undefined;
   /** The next request fails with this status and error, whatever it is. */
@@ -118,6 +118,17 @@ export class FakeCloudflareApi {
               versions: worker.versions.map((v) => ({ version_id: v, percentage: 100 })),
             },
           ],
+        });
+      }
+      // GET /workers/scripts/{name}/versions/{id}: the version, with its annotations
+      if (method === "GET" && d === "versions" && e && !parts[5]) {
+        if (!worker) return notFound();
+        const tag = worker.tags?.[e];
+        return ok({
+          id: e,
+          number: 1,
+          metadata: { source: "wrangler" },
+          annotations: { "workers/triggered_by": "upload", ...(tag === undefined ? {} : { "workers/tag": tag }) },
         });
       }
       if (method === "DELETE" && !d) {

@@ -14,6 +14,7 @@ export const FAKE_ACCESS_CLIENT_ID = "access-client-id-0001";
 export const FAKE_ACCESS_CLIENT_SECRET = "access-client-secret-value-0001";
 export const FAKE_BRIDGE_SECRET = "generated-bridge-secret-0001";
 export const FAKE_IMAGE_DIGEST = `sha256:${"ab".repeat(32)}`;
+export const FAKE_CONTEXT_HASH = "cd".repeat(32);
 
 /** One resource as the engine would receive it. */
 export interface Registered {
@@ -21,6 +22,7 @@ export interface Registered {
   readonly name: string;
   readonly inputs: Record<string, unknown>;
   readonly protect: boolean;
+  readonly deleteBeforeReplace: boolean;
   readonly parent: string;
   readonly dependencies: readonly string[];
   readonly replaceOnChanges: readonly string[];
@@ -68,6 +70,7 @@ interface RegisterRequest {
   getType(): string;
   getName(): string;
   getProtect(): boolean | undefined;
+  getDeletebeforereplace(): boolean;
   getParent(): string;
   getDependenciesList(): string[];
   getReplaceonchangesList(): string[];
@@ -100,7 +103,12 @@ function state(type: string, name: string, inputs: Record<string, unknown>): { i
       const tags = inputs.tags as string[] | undefined;
       return {
         id: `image-${name}`,
-        state: { ...inputs, digest: FAKE_IMAGE_DIGEST, ref: `${tags?.[0] ?? "untagged"}@${FAKE_IMAGE_DIGEST}` },
+        state: {
+          ...inputs,
+          digest: FAKE_IMAGE_DIGEST,
+          ref: `${tags?.[0] ?? "untagged"}@${FAKE_IMAGE_DIGEST}`,
+          contextHash: FAKE_CONTEXT_HASH,
+        },
       };
     }
     case "random:index/randomPassword:RandomPassword":
@@ -150,6 +158,7 @@ export async function runProgram(options: {
           name: req.getName(),
           inputs: inputsByName.get(key) ?? {},
           protect: req.getProtect() === true,
+          deleteBeforeReplace: req.getDeletebeforereplace() === true,
           parent: req.getParent(),
           dependencies: req.getDependenciesList(),
           replaceOnChanges: req.getReplaceonchangesList(),
@@ -160,7 +169,9 @@ export async function runProgram(options: {
       callback(err, response);
     });
 
-  const outputs: Record<string, unknown> = { ...(await import("../../infra/index.ts")) };
+  // Through Pulumi's entry point (Pulumi.yaml main), as the language host runs it.
+  const program = (await import("../../infra/main.js")).default;
+  const outputs: Record<string, unknown> = { ...(await program()) };
   // Let every registration settle: await each exported output, then the RPC queue.
   for (const [key, value] of Object.entries(outputs)) {
     if (pulumi.Output.isInstance(value)) outputs[key] = await resolved(value);
@@ -198,6 +209,7 @@ export const TYPES = {
   command: "command:local:Command",
   password: "random:index/randomPassword:RandomPassword",
   seed: "pulumi-nodejs:dynamic/hatago:D1PolicySeed",
+  capturedSecret: "pulumi-nodejs:dynamic/hatago:CapturedSecret",
 } as const;
 
 /** Minimal valid config for a stack (keys without the `hatago:` prefix). */

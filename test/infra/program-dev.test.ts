@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { workerBundleSha256 } from "../../infra/bundle-inputs.ts";
 import { DEPLOY_CLI } from "../../infra/components/index.ts";
 import { hashPaths, isMigrationFile, REPO_ROOT } from "../../infra/source-hash.ts";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
@@ -47,9 +48,11 @@ describe("dev stack: the resources and their key inputs", () => {
     expect(config.containers[0].name).toBe("hatago-dev-bridge");
   });
 
-  it("does not protect dev data (a dev stack can be destroyed)", () => {
+  it("does not protect dev data (a dev stack can be destroyed), and replaces it by deleting first", () => {
     expect(run.one(TYPES.d1).protect).toBe(false);
     expect(run.one(TYPES.kv).protect).toBe(false);
+    expect(run.one(TYPES.d1).deleteBeforeReplace).toBe(true);
+    expect(run.one(TYPES.kv).deleteBeforeReplace).toBe(true);
   });
 
   it("has no Access SaaS app with the mock login, and no admin app without an admin allow-list", () => {
@@ -58,22 +61,32 @@ describe("dev stack: the resources and their key inputs", () => {
   });
 
   it("builds the bridge for linux/amd64 from container/Dockerfile with the repository as context, pushed to Cloudflare's registry", () => {
-    expect(run.one(TYPES.image).inputs).toMatchObject({
+    const build = {
       context: { location: "." },
       dockerfile: { location: "container/Dockerfile" },
       platforms: ["linux/amd64"],
-      push: true,
       buildOnPreview: false,
+    };
+    expect(run.one(TYPES.image, "bridge-build").inputs).toMatchObject({ ...build, push: false });
+    expect(run.one(TYPES.image, "bridge-image").inputs).toMatchObject({
+      ...build,
+      push: true,
       tags: [`registry.cloudflare.com/${ACCOUNT_ID}/hatago-bridge:dev`],
     });
   });
 
-  it("on preview, mints no registry credentials: a placeholder (secret) that pushes nothing", () => {
-    const [registry] = run.one(TYPES.image).serialized.registries as Record<string, unknown>[];
-    expect(registry?.address).toBe("registry.cloudflare.com");
-    expect(isSerializedSecret(registry?.username)).toBe(true);
-    expect(isSerializedSecret(registry?.password)).toBe(true);
-    expect(registry?.password).toMatchObject({ value: "preview-does-not-push" });
+  describe("registry credentials are minted when needed, and previews stay quiet (issue 15, defect 9)", () => {
+    it("no image holds credentials: nothing to compare on preview, nothing in state", () => {
+      for (const image of run.ofType(TYPES.image)) expect(image.inputs.registries, image.name).toBeUndefined();
+    });
+
+    it("the login that mints them runs after the build and before the push, when the build context changes", () => {
+      const login = run.one(TYPES.command, "bridge-registry-login");
+      expect(login.inputs).toMatchObject({ create: DEPLOY_CLI.registryLogin, update: DEPLOY_CLI.registryLogin });
+      expect(login.dependencies).toContain(run.one(TYPES.image, "bridge-build").urn);
+      expect((login.inputs.environment as Record<string, unknown>).HATAGO_ACCOUNT_ID).toBe(ACCOUNT_ID);
+      expect(run.one(TYPES.image, "bridge-image").dependencies).toContain(login.urn);
+    });
   });
 
   it("exports the MCP, metadata and admin URLs", () => {
@@ -146,15 +159,16 @@ describe("dev stack: the Worker deploy command", () => {
     expect(deployCommand().replaceOnChanges).toEqual(["triggers[*]"]);
   });
 
-  it("redeploys when the bundle's sources change: their hash is an input", () => {
-    expect(deployCommand().environment.HATAGO_BUNDLE_SOURCES_SHA256).toMatch(/^[0-9a-f]{64}$/);
+  it("redeploys when the bundle's sources change: the hash of the Worker's import graph is an input", () => {
+    expect(deployCommand().environment.HATAGO_BUNDLE_SOURCES_SHA256).toBe(workerBundleSha256(REPO_ROOT));
   });
 
   it("is deployed after the database, its policy, KV, Access and the image", () => {
     const dependencies = deployCommand().dependencies;
-    for (const type of [TYPES.d1, TYPES.kv, TYPES.image, TYPES.seed]) {
+    for (const type of [TYPES.d1, TYPES.kv, TYPES.seed]) {
       expect(dependencies, type).toContain(run.one(type).urn);
     }
+    expect(dependencies).toContain(run.one(TYPES.image, "bridge-image").urn);
     expect(dependencies).toContain(run.one(TYPES.command, "policy-db-migrations").urn);
   });
 

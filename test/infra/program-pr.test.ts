@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DEPLOY_CLI } from "../../infra/components/index.ts";
+import { containersNeeded } from "../../infra/config.ts";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
 import { FakeCloudflareApi } from "./fake-cloudflare-api.ts";
 import { ACCOUNT_ID, type ProgramRun, runProgram, stackConfig, TYPES } from "./harness.ts";
@@ -39,8 +40,8 @@ describe("pr-<number> stack: works with no stack file", () => {
     expect(wranglerConfig()).toMatchObject({ name: "hatago-pr-123", workers_dev: true });
   });
 
-  it("uses the smallest container size and a single instance", () => {
-    expect(wranglerConfig().containers[0]).toMatchObject({ instance_type: "lite", max_instances: 1 });
+  it("uses the smallest container size, sized for two people at once", () => {
+    expect(wranglerConfig().containers[0]).toMatchObject({ instance_type: "lite", max_instances: containersNeeded(2) });
   });
 
   it("signs in with the mock, which the staging policy gives nothing (no mock binding, no default role)", () => {
@@ -55,11 +56,18 @@ describe("pr-<number> stack: works with no stack file", () => {
   it("gets its own database, namespace and image tag", () => {
     expect(run.one(TYPES.d1).inputs.name).toBe("hatago-pr-123");
     expect(run.one(TYPES.kv).inputs.title).toBe("hatago-pr-123-oauth");
-    expect(run.one(TYPES.image).inputs.tags).toEqual([`registry.cloudflare.com/${ACCOUNT_ID}/hatago-bridge:pr-123`]);
+    expect(run.one(TYPES.image, "bridge-image").inputs.tags).toEqual([
+      `registry.cloudflare.com/${ACCOUNT_ID}/hatago-bridge:pr-123`,
+    ]);
   });
 });
 
 describe("pr-<number> stack: destroyed cleanly when the pull request closes", () => {
+  it("replaces D1 and KV by deleting first: their names are unique in the account (issue 15, defect 8)", () => {
+    expect(run.one(TYPES.d1).deleteBeforeReplace).toBe(true);
+    expect(run.one(TYPES.kv).deleteBeforeReplace).toBe(true);
+  });
+
   it("protects nothing, so `pulumi destroy` can delete everything", () => {
     expect(run.resources.filter((r) => r.protect)).toEqual([]);
   });

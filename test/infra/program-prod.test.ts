@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { containersNeeded } from "../../infra/config.ts";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
 import { FakeCloudflareApi } from "./fake-cloudflare-api.ts";
 import {
@@ -16,7 +17,7 @@ import {
 } from "./harness.ts";
 
 // The prod stack as `pulumi up` runs it (not a preview): Access login, an admin allow-list, a custom
-// domain. The registry credentials come from FakeCloudflareApi.
+// domain. Nothing here may reach the API at program time: FakeCloudflareApi records any call.
 const TOKEN = "fake-deploy-token";
 const api = new FakeCloudflareApi({ accountId: ACCOUNT_ID, token: TOKEN });
 let run: ProgramRun;
@@ -53,6 +54,11 @@ describe("prod stack: production data is protected", () => {
     expect(run.one(TYPES.kv).protect).toBe(true);
   });
 
+  it("never deletes protected data first to replace it (a replacement of protected data is refused anyway)", () => {
+    expect(run.one(TYPES.d1).deleteBeforeReplace).toBe(false);
+    expect(run.one(TYPES.kv).deleteBeforeReplace).toBe(false);
+  });
+
   it("protects nothing else, so a bad deploy can still be rolled forward", () => {
     const protectedNames = run.resources.filter((r) => r.protect).map((r) => r.type);
     expect(protectedNames.sort()).toEqual([TYPES.d1, TYPES.kv].sort());
@@ -81,6 +87,13 @@ describe("prod stack: Access", () => {
     const policy = run.one(TYPES.accessPolicy, "access-login-policy");
     expect(policy.inputs).toMatchObject({ decision: "allow", includes: [{ emailDomain: { domain: "example.com" } }] });
     expect(app.dependencies).toContain(policy.urn);
+  });
+
+  it("captures the SaaS app's client secret once, in a resource of its own that an update of the app cannot overwrite", () => {
+    const captured = run.one(TYPES.capturedSecret);
+    expect(captured.inputs.owner).toBe("app-access-login-oidc");
+    expect(isSerializedSecret(captured.serialized.value)).toBe(true);
+    expect(captured.dependencies).toContain(run.one(TYPES.accessApp, "access-login-oidc").urn);
   });
 
   it("puts a self-hosted app with an allow policy in front of /admin only", () => {
@@ -137,17 +150,16 @@ describe("prod stack: secrets stay secret", () => {
 });
 
 describe("prod stack: the bridge image", () => {
-  it("obtains push credentials through the registry credentials endpoint at deploy time", () => {
-    const calls = api.requests.filter((r) => r.path.endsWith("/credentials"));
-    expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({
-      method: "POST",
-      path: `/accounts/${ACCOUNT_ID}/containers/registries/registry.cloudflare.com/credentials`,
-      body: { expiration_minutes: 30, permissions: ["push", "pull"] },
-    });
-    const [registry] = run.one(TYPES.image).serialized.registries as Record<string, unknown>[];
-    expect(registry?.password).toMatchObject({ value: "fake-registry-password" });
-    expect(isSerializedSecret(registry?.password)).toBe(true);
+  it("mints no registry credentials when the program starts: the login step mints them after the build (issue 15, defect 9)", () => {
+    expect(api.requests).toEqual([]);
+    for (const image of run.ofType(TYPES.image)) expect(image.inputs.registries).toBeUndefined();
+  });
+
+  it("deploys the container from the pushed image in the digest-only form wrangler sends (repo@sha256:…, no tag)", () => {
+    expect(wranglerConfig().containers[0].image).toMatch(
+      /^registry\.cloudflare\.com\/[0-9a-f]{32}\/hatago-bridge@sha256:[0-9a-f]{64}$/,
+    );
+    expect(run.outputs.bridgeImage).toBe(wranglerConfig().containers[0].image);
   });
 
   it("deploys the container from the pushed image, pinned by digest, at production size", () => {
@@ -155,9 +167,10 @@ describe("prod stack: the bridge image", () => {
       {
         name: "hatago-prod-bridge",
         class_name: "BridgeContainer",
-        image: `registry.cloudflare.com/${ACCOUNT_ID}/hatago-bridge:prod@${FAKE_IMAGE_DIGEST}`,
+        image: `registry.cloudflare.com/${ACCOUNT_ID}/hatago-bridge@${FAKE_IMAGE_DIGEST}`,
         instance_type: "standard-1",
-        max_instances: 10,
+        max_instances: containersNeeded(20),
+        observability: { logs: { enabled: true } },
       },
     ]);
   });

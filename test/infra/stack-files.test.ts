@@ -1,9 +1,10 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ConfigError, type ConfigSource, parseStackConfig } from "../../infra/config.ts";
+import { nodeVersionProblem } from "../../infra/node-version.js";
 import { REPO_ROOT } from "../../infra/source-hash.ts";
 
 // js-yaml is what @pulumi/pulumi itself reads YAML with; it ships no types, hence the narrow shape.
@@ -38,9 +39,9 @@ describe("Pulumi.yaml: how Pulumi runs the program", () => {
     runtime: { name: string; options: Record<string, unknown> };
   };
 
-  it("is the nodejs runtime loading infra/index.ts itself, without ts-node (typescript: false)", () => {
+  it("is the nodejs runtime loading infra/main.js, then infra/index.ts itself, without ts-node (typescript: false)", () => {
     expect(project.name).toBe("hatago");
-    expect(project.main).toBe("infra/index.ts");
+    expect(project.main).toBe("infra/main.js");
     expect(project.runtime).toEqual({ name: "nodejs", options: { typescript: false, packagemanager: "npm" } });
   });
 
@@ -48,6 +49,23 @@ describe("Pulumi.yaml: how Pulumi runs the program", () => {
     const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
     expect(pkg.type).toBe("module");
     expect(pkg.engines.node).toMatch(/^>=22\.(1[89]|[2-9][0-9])/);
+  });
+});
+
+describe("a first `pulumi up` finds a Node that runs the program (issue 15, defect 10)", () => {
+  it("the entry point refuses a Node too old to strip types, and says how to use the pinned one", () => {
+    expect(nodeVersionProblem("20.19.5")).toMatch(/Node 20\.19\.5.*needs Node >= 22\.18.*npm run pulumi -- up/);
+    expect(nodeVersionProblem("v22.17.1")).not.toBeNull();
+    expect(nodeVersionProblem("22.18.0")).toBeNull();
+    expect(nodeVersionProblem("24.1.0")).toBeNull();
+  });
+
+  it("`npm run pulumi` puts the pinned Node first on PATH, and that Node is new enough", () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
+    expect(pkg.scripts.pulumi).toBe("pulumi");
+    expect(nodeVersionProblem(pkg.devDependencies.node)).toBeNull();
+    // npm run prepends node_modules/.bin, where the `node` package links its binary.
+    expect(existsSync(path.join(REPO_ROOT, "node_modules/.bin/node"))).toBe(true);
   });
 });
 

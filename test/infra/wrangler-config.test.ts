@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { parseStackConfig } from "../../infra/config.ts";
+import { containersNeeded, parseStackConfig } from "../../infra/config.ts";
 import { REPO_ROOT } from "../../infra/source-hash.ts";
 import {
   COMPATIBILITY_DATE,
@@ -20,7 +20,7 @@ let readConfig: ReadConfig;
 let dir: string;
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
-const IMAGE = `registry.cloudflare.com/${ACCOUNT}/hatago-bridge:dev@sha256:${"ab".repeat(32)}`;
+const IMAGE = `registry.cloudflare.com/${ACCOUNT}/hatago-bridge@sha256:${"ab".repeat(32)}`;
 
 function generated(hosting: "workers-dev" | "custom-domain" = "workers-dev"): WranglerConfig {
   const values: Record<string, string> = { accountId: ACCOUNT, workersDevSubdomain: "acme" };
@@ -100,7 +100,8 @@ describe("generated wrangler config: what the Worker needs", () => {
         class_name: "BridgeContainer",
         image: IMAGE,
         instance_type: "lite",
-        max_instances: 2,
+        max_instances: containersNeeded(3),
+        observability: { logs: { enabled: true } },
       },
     ]);
   });
@@ -115,6 +116,14 @@ describe("generated wrangler config: what the Worker needs", () => {
       compatibility_date: "2026-11-01",
       compatibility_flags: ["nodejs_compat", "global_fetch_strictly_public"],
     });
+  });
+
+  it("keeps the Worker's invocation logs and the container's logs (monitoring)", () => {
+    expect(generated().observability).toEqual({
+      enabled: true,
+      logs: { enabled: true, invocation_logs: true, persist: true },
+    });
+    expect(generated().containers?.[0]?.observability).toEqual({ logs: { enabled: true } });
   });
 
   it("holds no secret binding (secrets go on the deploy command's stdin)", () => {

@@ -1,0 +1,2 @@
+/** The stack's outputs: the exports of infra/index.ts. */
+export default function program(): Promise<Record<string, unknown>>;
