@@ -175,7 +175,7 @@ export async function compilePolicy(policy: Policy, options: CompileOptions = {}
   };
   // The hash covers the SQL that will run, not just the rows: a change in how the compiler renders SQL
   // also changes it, so a deployment re-seeds whenever what it would execute differs.
-  const body = dataStatements(rows);
+  const body = [...dataStatements(rows), sourceStatement(policy)];
   const hash = await sha256Hex(JSON.stringify({ environment: policy.environment, statements: body }));
   return {
     environment: policy.environment,
@@ -223,6 +223,38 @@ function dataStatements(rows: Omit<CompiledPolicy, "environment" | "hash" | "sta
       rows.toolLevels.map((r) => [r.server, r.tool, r.level, r.read_only]),
     ),
   ];
+}
+
+/** The `policy_meta` key holding the policy as written (roles' grants, binding notes): see policySource. */
+export const POLICY_SOURCE_KEY = "source";
+
+/** The policy as it is written, for people reading why someone has access (the admin console). */
+export interface PolicySource {
+  /** Per role, its grants as written in the policy file, in a stable order. */
+  readonly roles: Readonly<
+    Record<string, readonly { server: string; level: string; allow?: readonly string[]; deny?: readonly string[] }[]>
+  >;
+  /** Per bound subject, the binding's note. */
+  readonly notes: Readonly<Record<string, string>>;
+}
+
+/**
+ * The policy's own words, seeded with it (policy_meta `source`), so the console can quote the grant that
+ * gives someone a tool without the Worker importing `policies/environments/` (a policy change must not
+ * redeploy the Worker). Sorted, so the compiler stays deterministic in any declaration order.
+ */
+function sourceStatement(policy: Policy): string {
+  const roles: Record<string, unknown[]> = {};
+  for (const name of Object.keys(policy.roles).sort()) {
+    const grants = (policy.roles[name]?.grants ?? []).map((g) => ({ ...g }));
+    roles[name] = grants.sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  }
+  const notes: Record<string, string> = {};
+  for (const b of [...policy.bindings].sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0))) {
+    if (b.note) notes[b.subject] = b.note;
+  }
+  const source: PolicySource = { roles: roles as PolicySource["roles"], notes };
+  return `INSERT INTO policy_meta (key, value) VALUES (${sqlLiteral(POLICY_SOURCE_KEY)}, ${sqlLiteral(JSON.stringify(source))}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
 }
 
 function metaStatement(environment: string, hash: string): string {

@@ -28,103 +28,164 @@ export function mountBlockRoutes(app: Hono<AdminVars>): void {
   app.post("/block", async (c) => {
     const admin = c.get("admin");
     const body = BlockBody.safeParse(await readAdminJson(c.req.raw));
-    const subject = body.success ? body.data.subject : null;
-    if (!body.success || subject === null || subjectKind(subject) === null) {
-      await adminAudit(c.env.DB, admin, { action: "admin:block", decision: "deny", reason: "invalid_request" });
-      return c.json(
-        {
-          error: "invalid_request",
-          error_description: "Expected {subject, reason} with a principal, email: or group: subject.",
-        },
-        400,
-      );
-    }
-    // SECURITY/operability: an admin cannot lock themselves (or a group they are in) out of the admin API.
-    if (admin.caller.subjects.includes(subject)) {
-      await adminAudit(c.env.DB, admin, { action: "admin:block", decision: "deny", reason: "self_block", subject });
-      return c.json(
-        { error: "invalid_request", error_description: "You cannot block yourself or a group you belong to." },
-        400,
-      );
-    }
-    const db = database(c.env.DB);
-    const now = Date.now();
-    const known = await subjectIsKnown(db, subject);
-    await db
-      .insertInto("blocks")
-      .values({ subject, reason: body.data.reason, blocked_by: admin.caller.principal, blocked_at_ms: now })
-      .onConflict((oc) =>
-        oc.column("subject").doUpdateSet({ reason: body.data.reason, blocked_by: admin.caller.principal }),
-      )
-      .execute();
-    // Recorded before anything else happens: the block holds from the row above, the rest is clean-up.
-    await adminAudit(
-      c.env.DB,
-      admin,
-      { action: "admin:block", decision: "allow", reason: "granted", subject, note: body.data.reason },
-      now,
-    );
-    const grantsRevoked = await revokeGrantsOf(c.env, subject);
-    const sessionsClosed = await closeSessionsOf(db, c.env.MCP_SESSIONS, subject);
-    const row = await db.selectFrom("blocks").selectAll().where("subject", "=", subject).executeTakeFirstOrThrow();
-    return c.json({
-      subject,
-      reason: row.reason,
-      blockedBy: row.blocked_by,
-      blockedAt: new Date(row.blocked_at_ms).toISOString(),
-      blockedAtMs: row.blocked_at_ms,
-      grantsRevoked,
-      sessionsClosed,
-      ...(known
-        ? {}
-        : {
-            warning:
-              "No binding, session or audit row has ever named this subject: check its spelling (principals look like github:583231, emails like email:ada@example.com). The block is in place anyway.",
-          }),
-    });
+    const result = body.success
+      ? await blockSubject(c.env, admin, body.data.subject, body.data.reason)
+      : await refuseBlock(c.env, admin, "invalid_request", null);
+    if (!result.ok) return c.json({ error: "invalid_request", error_description: result.message }, 400);
+    return c.json(result.body);
   });
 
   app.delete("/block/:subject{.+}", async (c) => {
-    const admin = c.get("admin");
-    const subject = c.req.param("subject");
-    const db = database(c.env.DB);
-    const lifted = await db.deleteFrom("blocks").where("subject", "=", subject).returning("subject").execute();
-    if (lifted.length === 0) {
-      await adminAudit(c.env.DB, admin, {
-        action: "admin:unblock",
-        decision: "deny",
-        reason: "not_blocked",
-        subject: subject.slice(0, 300),
-      });
-      return c.json({ error: "not_found", error_description: "This subject is not blocked." }, 404);
-    }
-    await adminAudit(c.env.DB, admin, { action: "admin:unblock", decision: "allow", reason: "granted", subject });
-    return c.json({ subject, lifted: true });
+    const result = await liftBlock(c.env, c.get("admin"), c.req.param("subject"));
+    if (!result.ok) return c.json({ error: "not_found", error_description: result.message }, 404);
+    return c.json(result.body);
   });
 
   app.get("/blocks", async (c) => {
-    const rows = await database(c.env.DB)
-      .selectFrom("blocks")
-      .selectAll()
-      .orderBy("blocked_at_ms", "desc")
-      .limit(MAX_BLOCKS_LISTED)
-      .execute();
+    const blocks = await listBlocks(database(c.env.DB));
     await adminAudit(c.env.DB, c.get("admin"), {
       action: "admin:read",
       decision: "allow",
       reason: "granted",
       note: "blocks",
     });
-    return c.json({
-      blocks: rows.map((r) => ({
-        subject: r.subject,
-        reason: r.reason,
-        blockedBy: r.blocked_by,
-        blockedAt: new Date(r.blocked_at_ms).toISOString(),
-        blockedAtMs: r.blocked_at_ms,
-      })),
-    });
+    return c.json({ blocks });
   });
+}
+
+/** A block as the API and the console show it. */
+export interface BlockView {
+  readonly subject: string;
+  readonly reason: string;
+  readonly blockedBy: string;
+  readonly blockedAt: string;
+  readonly blockedAtMs: number;
+}
+
+export interface BlockMade extends BlockView {
+  readonly grantsRevoked: number;
+  readonly sessionsClosed: number;
+  /** Set when nothing has ever named the subject (a likely typo). */
+  readonly warning?: string;
+}
+
+/** Why a block cannot be made, before anything is written (the console's confirmation step asks this too). */
+export function blockRefusal(admin: RequestContext, subject: string): "invalid_request" | "self_block" | null {
+  if (subject.length === 0 || subject.length > 300 || subjectKind(subject) === null) return "invalid_request";
+  // SECURITY/operability: an admin cannot lock themselves (or a group they are in) out of the admin API.
+  if (admin.caller.subjects.includes(subject)) return "self_block";
+  return null;
+}
+
+const REFUSALS = {
+  invalid_request: "Expected {subject, reason} with a principal, email: or group: subject.",
+  self_block: "You cannot block yourself or a group you belong to.",
+} as const;
+
+const UNKNOWN_SUBJECT_WARNING =
+  "No binding, session or audit row has ever named this subject: check its spelling (principals look like github:583231, emails like email:ada@example.com). The block is in place anyway.";
+
+async function refuseBlock(
+  env: AdminBindings,
+  admin: RequestContext,
+  why: keyof typeof REFUSALS,
+  subject: string | null,
+): Promise<Outcome<never>> {
+  await adminAudit(env.DB, admin, {
+    action: "admin:block",
+    decision: "deny",
+    reason: why,
+    ...(why === "self_block" && subject !== null ? { subject } : {}),
+  });
+  return { ok: false, message: REFUSALS[why] };
+}
+
+/**
+ * Blocks a subject: the row first (the block holds from that moment), then its audit row, then the
+ * clean-up: the principal's OAuth grants revoked and every recorded session it covers closed.
+ */
+export async function blockSubject(
+  env: AdminBindings,
+  admin: RequestContext,
+  subject: string,
+  reason: string,
+): Promise<Outcome<BlockMade>> {
+  const refusal = blockRefusal(admin, subject);
+  if (refusal !== null || reason.length === 0 || reason.length > 500) {
+    return refuseBlock(env, admin, refusal ?? "invalid_request", subject);
+  }
+  const db = database(env.DB);
+  const now = Date.now();
+  const known = await subjectIsKnown(db, subject);
+  await db
+    .insertInto("blocks")
+    .values({ subject, reason, blocked_by: admin.caller.principal, blocked_at_ms: now })
+    .onConflict((oc) => oc.column("subject").doUpdateSet({ reason, blocked_by: admin.caller.principal }))
+    .execute();
+  // Recorded before anything else happens: the block holds from the row above, the rest is clean-up.
+  await adminAudit(
+    env.DB,
+    admin,
+    { action: "admin:block", decision: "allow", reason: "granted", subject, note: reason },
+    now,
+  );
+  const grantsRevoked = await revokeGrantsOf(env, subject);
+  const sessionsClosed = await closeSessionsOf(db, env.MCP_SESSIONS, subject);
+  const row = await db.selectFrom("blocks").selectAll().where("subject", "=", subject).executeTakeFirstOrThrow();
+  return {
+    ok: true,
+    body: {
+      ...blockView(row),
+      grantsRevoked,
+      sessionsClosed,
+      ...(known ? {} : { warning: UNKNOWN_SUBJECT_WARNING }),
+    },
+  };
+}
+
+/** Lifts a block (404-worthy when there is none). Audited either way. */
+export async function liftBlock(
+  env: AdminBindings,
+  admin: RequestContext,
+  subject: string,
+): Promise<Outcome<{ subject: string; lifted: true }>> {
+  const lifted = await database(env.DB)
+    .deleteFrom("blocks")
+    .where("subject", "=", subject)
+    .returning("subject")
+    .execute();
+  if (lifted.length === 0) {
+    await adminAudit(env.DB, admin, {
+      action: "admin:unblock",
+      decision: "deny",
+      reason: "not_blocked",
+      subject: subject.slice(0, 300),
+    });
+    return { ok: false, message: "This subject is not blocked." };
+  }
+  await adminAudit(env.DB, admin, { action: "admin:unblock", decision: "allow", reason: "granted", subject });
+  return { ok: true, body: { subject, lifted: true } };
+}
+
+/** The blocks in force, newest first. */
+export async function listBlocks(db: Kysely<Database>): Promise<BlockView[]> {
+  const rows = await db
+    .selectFrom("blocks")
+    .selectAll()
+    .orderBy("blocked_at_ms", "desc")
+    .limit(MAX_BLOCKS_LISTED)
+    .execute();
+  return rows.map(blockView);
+}
+
+function blockView(r: Database["blocks"]): BlockView {
+  return {
+    subject: r.subject,
+    reason: r.reason,
+    blockedBy: r.blocked_by,
+    blockedAt: new Date(r.blocked_at_ms).toISOString(),
+    blockedAtMs: r.blocked_at_ms,
+  };
 }
 
 /**
@@ -185,7 +246,7 @@ async function revokeGrantsOf(env: AdminBindings, subject: string): Promise<numb
 }
 
 /** Whether any binding, recorded session or audit row has ever named the subject. */
-async function subjectIsKnown(db: Kysely<Database>, subject: string): Promise<boolean> {
+export async function subjectIsKnown(db: Kysely<Database>, subject: string): Promise<boolean> {
   const row = await db
     .selectNoFrom((eb) => [
       eb

@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { AuditAction } from "../db/audit-log.table.ts";
 import type { AuditLogTable, Database } from "../db/database.ts";
+import { auditLine } from "./audit-line.ts";
 
 export type AuditOutcome = "ok" | "tool_error" | "jsonrpc_error" | "transport_error";
 
@@ -83,6 +84,8 @@ export async function writeAuditRow(
     note: entry.note === undefined || entry.note === null ? null : entry.note.slice(0, MAX_AUDIT_NOTE_CHARS),
   };
   await db.insertInto("audit_log").values(row).execute();
+  // The terminal's (and Workers Logs') line for this row, once it is written (audit-line.ts).
+  console.info(auditLine(row));
 }
 
 /**

@@ -40,6 +40,8 @@ export const AUDIT_ACTIONS = [
   "admin:revoke",
   "admin:block",
   "admin:unblock",
+  "admin:sign_in",
+  "admin:token",
   "login:refused",
   "oauth:refresh_reuse",
 ] as const;
