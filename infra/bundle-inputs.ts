@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { buildSync } from "esbuild";
+import { catalogRepositoryFiles } from "../container/image.ts";
+import { catalog } from "../policies/catalog.ts";
 import { hashPaths } from "./source-hash.ts";
 
 /**
@@ -47,9 +49,14 @@ export function workerBundleSha256(root: string): string {
   return hashPaths(root, [...moduleFiles(root, WORKER_ENTRY), LOCKFILE]);
 }
 
-/** The files the bridge image needs from the repository: its import graph and the npm manifests. */
+/**
+ * The files the bridge image needs from the repository: its import graph, the npm manifests, and the
+ * files the catalog's servers run (container/image.ts copies them).
+ */
 export function bridgeImageFiles(root: string): string[] {
-  return [...IMAGE_PACKAGE_FILES, ...moduleFiles(root, BRIDGE_IMAGE_ENTRY)].sort();
+  return [
+    ...new Set([...IMAGE_PACKAGE_FILES, ...moduleFiles(root, BRIDGE_IMAGE_ENTRY), ...catalogRepositoryFiles(catalog)]),
+  ].sort();
 }
 
 /** The bridge's own folder: admitted whole, every file in it is bridge code (a new one is too). */

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ENVIRONMENTS, type Environment, environmentForStack, isolationOf, SERVER_IDS } from "../policies/index.ts";
 import { ConfigReader, type ConfigSource } from "./config-reader.ts";
 import { isPreviewStack, type Names, namesFor, STACK_NAME } from "./naming.ts";
+import { readServerSecrets } from "./server-secrets.ts";
 
 export { CONFIG_NAMESPACE, type ConfigSource, pulumiConfigSource } from "./config-reader.ts";
 
@@ -101,6 +102,8 @@ export interface StackConfig {
   /** Browser origins, besides its own, that may call the gateway's MCP endpoints. */
   readonly allowedOrigins: readonly string[];
   readonly container: ContainerSize;
+  /** The catalog servers' secrets as Worker secret bindings (`HATAGO_SECRET_<SERVER>__<NAME>`), a Pulumi secret. */
+  readonly serverSecrets: pulumi.Output<Record<string, string>>;
   /** Token lifetimes, when the stack overrides the Worker's defaults (worker/config.ts checks the ranges). */
   readonly tokenLifetimes: Readonly<Partial<Record<TokenLifetimeKey, number>>>;
 }
@@ -284,6 +287,8 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     if (seconds !== undefined) tokenLifetimes[name] = seconds;
   }
 
+  const serverSecrets = readServerSecrets(r, source);
+
   if (r.problems.length > 0) throw new ConfigError(stack, r.problems);
   return {
     stack,
@@ -301,6 +306,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     allowedOrigins,
     container: { instanceType, maxInstances, concurrentUsers },
     tokenLifetimes,
+    serverSecrets,
   };
 }
 

@@ -7,6 +7,7 @@ import {
   AccessApplications,
   ADMIN_PATH,
   BridgeImage,
+  BridgeStateBucket,
   GatewayWorker,
   OAuthStateStore,
   PolicyDatabase,
@@ -24,6 +25,8 @@ const database = new PolicyDatabase("policy-db", {
   migrationsSha256: hashPaths(REPO_ROOT, [MIGRATIONS_DIR], isMigrationFile),
 });
 const oauthStore = new OAuthStateStore("oauth-state", { config });
+// The servers' data directories, kept outside the ephemeral containers (worker/bridge/state.ts).
+const stateBucket = new BridgeStateBucket("bridge-state", { config });
 
 // 3. Access: the OIDC login app (login provider `access`) and the application in front of /admin.
 const access = new AccessApplications("access", { config });
@@ -37,6 +40,7 @@ const gateway = new GatewayWorker("gateway", {
   config,
   database,
   oauthStore,
+  stateBucket,
   image,
   access,
   // What the Worker imports (from the bundler's inputs), not all of policies/: a policy-only change
@@ -54,4 +58,5 @@ export const policyEnvironment = config.environment;
 export const policyHash = database.policyHash;
 export const d1DatabaseId = database.databaseId;
 export const kvNamespaceId = oauthStore.namespaceId;
+export const bridgeStateBucket = stateBucket.bucketName;
 export const bridgeImage = image.ref;

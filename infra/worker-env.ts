@@ -79,6 +79,10 @@ export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
 
   return {
     vars: pulumi.output(plain),
-    secrets: pulumi.secret(pulumi.output(secret)),
+    // The catalog servers' secrets ride along as Worker secrets; each container receives only its own
+    // server's (worker/bridge/container.ts).
+    secrets: pulumi.secret(
+      pulumi.all([pulumi.output(secret), config.serverSecrets]).apply(([own, servers]) => ({ ...servers, ...own })),
+    ),
   };
 }

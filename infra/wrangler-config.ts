@@ -35,6 +35,8 @@ export interface WranglerConfigInputs {
   readonly hosting: Hosting;
   readonly d1DatabaseId: string;
   readonly kvNamespaceId: string;
+  /** The R2 bucket the servers' data directories are kept in (components/bridge-state-bucket.ts). */
+  readonly stateBucketName: string;
   /** The bridge image in Cloudflare's registry, pinned by digest (`…/hatago-bridge@sha256:…`, no tag). */
   readonly image: string;
   readonly container: ContainerSize;
@@ -66,6 +68,7 @@ export function wranglerConfig(i: WranglerConfigInputs): WranglerConfig {
       },
     ],
     kv_namespaces: [{ binding: BINDINGS.oauthKv, id: i.kvNamespaceId }],
+    r2_buckets: [{ binding: BINDINGS.bridgeState, bucket_name: i.stateBucketName }],
     durable_objects: {
       bindings: [
         { name: BINDINGS.bridge, class_name: DURABLE_OBJECT_CLASSES.bridge },

@@ -252,5 +252,37 @@ export const catalogSnapshot = {
         "level": "read"
       }
     }
+  },
+  "notes": {
+    "server": {
+      "name": "hatago-notes",
+      "version": "1.0.0"
+    },
+    "tools": {
+      "add_note": {
+        "annotations": {
+          "destructiveHint": false,
+          "idempotentHint": false,
+          "openWorldHint": false,
+          "readOnlyHint": false
+        },
+        "level": "write"
+      },
+      "crash": {
+        "annotations": {
+          "destructiveHint": true,
+          "openWorldHint": false,
+          "readOnlyHint": false
+        },
+        "level": "admin"
+      },
+      "list_notes": {
+        "annotations": {
+          "openWorldHint": false,
+          "readOnlyHint": true
+        },
+        "level": "read"
+      }
+    }
   }
 } as const satisfies Record<string, ServerSnapshot>;

@@ -4,13 +4,15 @@ import type { CatalogEntry } from "./catalog.types.ts";
  * The servers this gateway runs. Ids are the per-server prefix clients see (`memory__read_graph`), so
  * they are short, lowercase, and never contain the separator `__`.
  *
- * Adding a server: add the package as a dependency, add an entry here, run `npm run catalog:snapshot`,
- * then grant it to someone in `policies/environments/`.
+ * Adding a server: say how it is installed (`install`: an npm dependency, a Python package or files, or
+ * any executable with pinned build steps) and started (`argv`), name its secrets, run
+ * `npm run catalog:snapshot`, then grant it to someone in `policies/environments/`. The image is
+ * rendered from this file (container/image.ts).
  */
 export const catalog = {
   memory: {
     title: "Knowledge graph memory",
-    package: "@modelcontextprotocol/server-memory",
+    install: { runtime: "npm", package: "@modelcontextprotocol/server-memory" },
     argv: ["node", "./node_modules/@modelcontextprotocol/server-memory/dist/index.js"],
     // The graph file lives in the process's data directory: one graph per principal.
     env: { set: { MEMORY_FILE_PATH: "{dataDir}/memory.jsonl" } },
@@ -20,7 +22,7 @@ export const catalog = {
   },
   everything: {
     title: "MCP reference server (every protocol feature)",
-    package: "@modelcontextprotocol/server-everything",
+    install: { runtime: "npm", package: "@modelcontextprotocol/server-everything" },
     argv: ["node", "./node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"],
     isolation: "shared",
     idleTimeoutSeconds: 600,
@@ -28,6 +30,24 @@ export const catalog = {
       // SECURITY: prints the process environment. Read-only by annotation, but environment variables are
       // where secrets live, so only admins may call it.
       "get-env": "admin",
+    },
+    secrets: {
+      // A demo of how a secret reaches exactly one server: `get-env` (admins only) shows it here, and no
+      // other server's process ever receives it.
+      HATAGO_DEMO_SECRET: { as: "env", optional: true, description: "any value; shown by get-env to admins" },
+    },
+  },
+  notes: {
+    title: "Notes (a Python server written with the standard library)",
+    // A server of another runtime, end to end: the image's Python 3 runs a file of this repository.
+    install: { runtime: "python", files: ["servers/notes/server.py"] },
+    argv: ["python", "./servers/notes/server.py"],
+    env: { set: { NOTES_DIR: "{dataDir}" } },
+    isolation: "per-user",
+    idleTimeoutSeconds: 300,
+    toolLevels: {
+      // Exits the process on purpose (supervision tests): admins only.
+      crash: "admin",
     },
   },
 } as const satisfies Record<string, CatalogEntry>;

@@ -18,15 +18,66 @@ export interface ToolAnnotations {
   readonly openWorldHint?: boolean;
 }
 
+/**
+ * How a server gets into the image. The image is built from these (container/image.ts renders the
+ * Dockerfile from the catalog), and nothing is ever fetched when a server starts.
+ * - `npm`: a package that is a dependency of this repository (package.json), installed with `npm ci`.
+ * - `python`: run by the image's Python 3. A `package` is installed with `uv` at build time into the
+ *   server's own virtual environment (`/opt/hatago/python/<server>`); `files` are copied from the
+ *   repository (a server written with the standard library needs only those).
+ * - `command`: any executable the image provides, installed by the entry's own build steps.
+ */
+export type Install =
+  | { readonly runtime: "npm"; readonly package: string }
+  | {
+      readonly runtime: "python";
+      readonly package?: { readonly name: string; readonly version: string };
+      readonly files?: readonly string[];
+    }
+  | { readonly runtime: "command"; readonly steps: readonly BuildStep[] };
+
+/** One image build step of a `command` entry. Each is pinned: a version, a file of ours, or a digest. */
+export type BuildStep =
+  /** Debian packages from the image's distribution (bookworm). */
+  | { readonly kind: "debian"; readonly packages: readonly string[] }
+  /** A file of this repository, copied to an absolute path in the image. */
+  | { readonly kind: "copy"; readonly from: string; readonly to: string }
+  /** A release artifact fetched at IMAGE BUILD time only, refused unless its SHA-256 matches. */
+  | {
+      readonly kind: "download";
+      readonly url: string;
+      readonly sha256: string;
+      readonly to: string;
+      readonly executable?: boolean;
+    };
+
+/**
+ * A secret a server needs (an API key, a database URL): its name, never its value. Values come from the
+ * stack's Pulumi secrets when deployed and from `<state dir>/secrets.env` locally, and reach only this
+ * server's processes.
+ */
+export interface SecretSpec {
+  /** `env`: an environment variable of that name; `file`: a file in the process's data directory. */
+  readonly as: "env" | "file";
+  /** For `file`: the file name inside the data directory; the variable `<NAME>_FILE` points at it. */
+  readonly fileName?: string;
+  /** Shown to the operator when the value is missing. */
+  readonly description: string;
+  /** The server works without it: a missing value skips nothing. Required unless set. */
+  readonly optional?: boolean;
+}
+
 /** One stdio MCP server the gateway can run. */
 export interface CatalogEntry {
   /** Shown to people (consent page, README). */
   readonly title: string;
-  /** The npm package that provides the server; it is a dependency of this repository. */
-  readonly package: string;
+  /** How the server is installed into the image. */
+  readonly install: Install;
   /**
-   * The fixed argv. No shell ever runs it. `argv[0] === "node"` means the bridge's own Node binary;
-   * an argument starting with `./` is a path relative to the application root (the repository locally,
+   * The fixed argv. No shell ever runs it. `argv[0]` is `"node"` (the bridge's own Node binary) for `npm`
+   * entries, `"python"` (the entry's Python: its virtual environment's, else the image's `python3`) for
+   * `python` entries, and the executable for `command` entries (an absolute path, or a name on PATH).
+   * An argument starting with `./` is a path relative to the application root (the repository locally,
    * `/app` in the image). Nothing in a request can change it.
    */
   readonly argv: readonly [string, ...string[]];
@@ -43,8 +94,16 @@ export interface CatalogEntry {
   readonly isolation?: Isolation;
   /** A process with no session and no call for this long is stopped. */
   readonly idleTimeoutSeconds: number;
+  /**
+   * The largest its data directory may grow and still be saved (bytes of its files). Defaults to
+   * DEFAULT_STATE_MAX_BYTES (16 MiB, container/src/contract.ts). Beyond it a save is refused (logged, shown in
+   * /health) and the last good version is kept.
+   */
+  readonly stateMaxBytes?: number;
   /** Levels for tools whose annotations would say something else (e.g. a "read" that leaks secrets). */
   readonly toolLevels?: Readonly<Record<string, Level>>;
+  /** Secrets by the name the server expects (`GITHUB_TOKEN`), and how each reaches the process. */
+  readonly secrets?: Readonly<Record<string, SecretSpec>>;
 }
 
 /** A server's tools as recorded by `npm run catalog:snapshot`. */

@@ -1,6 +1,10 @@
 import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from "@cloudflare/workers-oauth-provider";
 import { Hono } from "hono";
+import { BRIDGE_STATE_PATH_PREFIX } from "../container/src/contract.ts";
 import { ADMIN_PATH, createAdminRoutes } from "./admin/admin.routes.ts";
+import { createConsole, isConsolePath } from "./admin/console.routes.ts";
+import { CONSOLE_SCRIPT_PATH, consoleScriptResponse } from "./admin/console.script.ts";
+import { devBridgeStateRoute } from "./bridge/state.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { healthRoute } from "./health.ts";
@@ -55,8 +59,12 @@ export function createWorker(config: Config): HatagoWorker {
   const health = healthRoute(config, login.provider);
   app.get("/health", (c) => health(c.env));
   app.get(STYLESHEET_PATH, () => stylesheetResponse());
+  app.get(CONSOLE_SCRIPT_PATH, () => consoleScriptResponse());
   mountAuthorize(app, deps);
   mountCallback(app, deps);
+  // Local development only (HATAGO_INSECURE_DEV_BRIDGE_URL): the bridge process's state requests.
+  const devState = devBridgeStateRoute(config.gateway);
+  if (devState) app.on(["GET", "PUT"], `${BRIDGE_STATE_PATH_PREFIX}*`, (c) => devState(c.req.raw, c.env));
   app.notFound((c) => c.json({ error: "not_found" }, 404));
   app.onError((error, c) => {
     if (error instanceof HttpError) {
@@ -80,6 +88,15 @@ export function createWorker(config: Config): HatagoWorker {
     defaultHandler: { fetch: (request, env, ctx) => app.fetch(request, env, ctx) },
   });
   const provider = new OAuthProvider<Env>(options);
+  // The admin console (browser sessions); the JSON API under /admin/ stays a bearer-token route above.
+  const adminConsole = createConsole({
+    config,
+    login,
+    oauth: deps.oauth,
+    token: (request, env, ctx) =>
+      guardTokenEndpoint(request, env, { oauth: deps.oauth, forward: (r) => provider.fetch(r, env, ctx) }),
+    health: (env) => health(env),
+  });
 
   return {
     async fetch(request, env, ctx) {
@@ -105,6 +122,7 @@ export function createWorker(config: Config): HatagoWorker {
         );
       }
       try {
+        if (isConsolePath(url.pathname)) return await adminConsole.fetch(request, ownEnv, ctx);
         if (url.pathname === TOKEN_PATH && request.method === "POST") {
           // The library's token endpoint, behind our checks (refresh token reuse, single-use codes, CIMD hosts).
           return await guardTokenEndpoint(request, ownEnv, {

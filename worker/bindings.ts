@@ -11,6 +11,8 @@ export const BINDINGS = {
   bridge: "BRIDGE",
   /** Durable Object namespace holding MCP sessions (class `McpSession`). */
   sessions: "MCP_SESSIONS",
+  /** R2: the servers' data directories, one object per (server, owner) (worker/bridge/state.ts). */
+  bridgeState: "BRIDGE_STATE",
 } as const;
 
 /** Durable Object classes the Worker exports; the container class is the one backed by a Container. */

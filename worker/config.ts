@@ -177,7 +177,10 @@ function parseGateway(
     read.fail("HATAGO_INSECURE_DEV_BRIDGE_URL", "must be http://127.0.0.1:<port> (or localhost, [::1]) with no path");
     return undefined;
   }
-  warnings.push("HATAGO_INSECURE_DEV_BRIDGE_URL is set: tool calls go to a local bridge process, not a container");
+  warnings.push(
+    "HATAGO_INSECURE_DEV_BRIDGE_URL is set: tool calls go to a local bridge process, not a container, and the " +
+      "Worker serves that bridge's state requests at /bridge-state/v1/ (dev only)",
+  );
   return { bridgeSecret: secret, insecureDevBridgeUrl: url.origin };
 }
 

@@ -9,4 +9,6 @@ export interface Env {
   readonly MCP_SESSIONS: DurableObjectNamespace;
   /** The bridge containers (class BridgeContainer); unused when a local dev bridge URL is set. */
   readonly BRIDGE?: DurableObjectNamespace;
+  /** The servers' data directories (worker/bridge/state.ts); without it state requests are 503. */
+  readonly BRIDGE_STATE?: R2Bucket;
 }

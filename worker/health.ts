@@ -18,14 +18,41 @@ const BridgeHealth = z.object({
   status: z.string(),
   servers: z.record(
     z.string(),
-    z.object({ available: z.boolean(), running: z.number(), restarts: z.number() }).loose(),
+    z
+      .object({
+        available: z.boolean(),
+        running: z.number(),
+        restarts: z.number(),
+        // Its data directories (issue 13): a refused or failed save is shown here and in the bridge's log.
+        state: z
+          .object({
+            persisted: z.boolean(),
+            saves: z.number(),
+            refused: z.number(),
+            failed: z.number(),
+            problems: z.array(z.string()),
+          })
+          .optional(),
+      })
+      .loose(),
   ),
 });
+
+/** A server's data directories, as /health shows them: counts, and the last problem of each process. */
+export interface StateHealth {
+  readonly persisted: boolean;
+  readonly saves: number;
+  readonly refused: number;
+  readonly failed: number;
+  readonly problems: readonly string[];
+}
 
 export interface PartHealth {
   readonly ok: boolean;
   readonly detail: string;
-  readonly servers?: Readonly<Record<string, { available: boolean; running: number; restarts: number }>>;
+  readonly servers?: Readonly<
+    Record<string, { available: boolean; running: number; restarts: number; state?: StateHealth }>
+  >;
 }
 
 /**
@@ -61,30 +88,34 @@ async function probeBridge(config: Config, env: Env): Promise<PartHealth> {
   const local = config.gateway.insecureDevBridgeUrl;
   const where = local === null ? "container" : "bridge process";
   try {
-    let response: Response;
-    if (local !== null) {
-      response = await fetch(new URL(BRIDGE_ROUTES.health, local), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
-    } else if (env.BRIDGE) {
-      const stub = env.BRIDGE.get(env.BRIDGE.idFromName(HEALTH_CONTAINER_NAME));
-      response = await stub.fetch(new Request(`http://bridge${BRIDGE_ROUTES.health}`), {
-        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-      });
-    } else {
-      return { ok: false, detail: "no bridge is configured for this deployment" };
-    }
+    const response = await fetchBridgeHealth(config, env);
+    if (response === null) return { ok: false, detail: "no bridge is configured for this deployment" };
     const parsed = BridgeHealth.safeParse(await response.json().catch(() => null));
     if (!parsed.success)
       return { ok: false, detail: `the ${where} answered ${response.status} without its health report` };
     const servers = Object.fromEntries(
       Object.entries(parsed.data.servers).map(([id, s]) => [
         id,
-        { available: s.available, running: s.running, restarts: s.restarts },
+        {
+          available: s.available,
+          running: s.running,
+          restarts: s.restarts,
+          ...(s.state === undefined ? {} : { state: s.state }),
+        },
       ]),
     );
     const unavailable = Object.entries(servers)
       .filter(([, s]) => !s.available)
       .map(([id]) => id);
-    if (response.ok && unavailable.length === 0) return { ok: true, detail: `the ${where} answers`, servers };
+    // A refused save (over its size limit) or a failing store does not stop a server from answering, so the
+    // bridge stays "ok"; the detail says which servers keep data they cannot currently save.
+    const unsaved = Object.entries(servers)
+      .filter(([, s]) => (s.state?.problems.length ?? 0) > 0)
+      .map(([id]) => id);
+    const stateNote = unsaved.length > 0 ? `; data directory saves refused or failing: ${unsaved.join(", ")}` : "";
+    if (response.ok && unavailable.length === 0) {
+      return { ok: true, detail: `the ${where} answers${stateNote}`, servers };
+    }
     return {
       ok: false,
       detail:
@@ -98,6 +129,23 @@ async function probeBridge(config: Config, env: Env): Promise<PartHealth> {
       error instanceof Error && error.name === "TimeoutError" ? "did not answer in time" : "is unreachable";
     return { ok: false, detail: `the ${where} ${reason}` };
   }
+}
+
+/**
+ * The bridge's own `/health` answer (locally the bridge process, deployed the `health` container), or
+ * `null` when no bridge is configured. Throws when it does not answer in time. The admin console reads its
+ * per-child detail (states, exits, in flight, dropped messages), which the public /health leaves out.
+ */
+export async function fetchBridgeHealth(config: Config, env: Env): Promise<Response | null> {
+  const local = config.gateway.insecureDevBridgeUrl;
+  if (local !== null) {
+    return fetch(new URL(BRIDGE_ROUTES.health, local), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+  }
+  if (!env.BRIDGE) return null;
+  const stub = env.BRIDGE.get(env.BRIDGE.idFromName(HEALTH_CONTAINER_NAME));
+  return stub.fetch(new Request(`http://bridge${BRIDGE_ROUTES.health}`), {
+    signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+  });
 }
 
 async function probeDatabase(env: Env): Promise<PartHealth> {

@@ -11,6 +11,9 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
+// Runs the container's outbound handlers (BridgeContainer.outboundByHost: the state host); the library
+// finds it by this export name.
+export { ContainerProxy } from "@cloudflare/containers";
 export { createWorker, type HatagoWorker } from "./app.ts";
 // Durable Object classes the runtime instantiates (bindings in wrangler.jsonc / the generated deploy config).
 export { BridgeContainer } from "./bridge/container.ts";

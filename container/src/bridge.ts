@@ -2,12 +2,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BridgeConfig } from "./config.ts";
 import type { BridgeContext } from "./context.ts";
-import { ReplayCache } from "./contract.ts";
+import { importBridgeKey, ReplayCache } from "./contract.ts";
 import type { Logger } from "./log.ts";
 import { importVerifyingKey } from "./mac.ts";
 import { ServerPool } from "./pool.ts";
 import { createHandler } from "./server.ts";
 import { SessionRegistry } from "./session.ts";
+import { httpStateStore } from "./state/store.ts";
 
 /** How often open SSE streams get a keep-alive comment, and idle sessions are swept. */
 const KEEPALIVE_INTERVAL_MS = 25_000;
@@ -22,7 +23,14 @@ export interface RunningBridge {
 
 /** Builds the bridge from its configuration and starts listening. */
 export async function startBridge(config: BridgeConfig, log: Logger, appRoot: string): Promise<RunningBridge> {
-  const pool = new ServerPool(config, log, appRoot);
+  // State requests go the other way (bridge → Worker), so the bridge mints their credentials itself.
+  const store = config.stateUrl === null ? null : httpStateStore(config.stateUrl, await importBridgeKey(config.secret));
+  if (store === null) {
+    log.warn("state.not_persisted", {
+      message: "HATAGO_BRIDGE_STATE_URL is not set: data directories live only on this machine's disk",
+    });
+  }
+  const pool = new ServerPool(config, log, appRoot, store);
   await pool.checkInstalled();
   const ctx: BridgeContext = {
     config,

@@ -19,6 +19,19 @@ export interface BridgeConfig {
   readonly sessionIdleMs: number;
   readonly replayCacheEntries: number;
   readonly logLevel: LogLevel;
+  /**
+   * Where data directories are restored from and saved to (container/src/state/): deployed, the host the
+   * container's Durable Object intercepts; locally the Worker's URL. `null`: not persisted (a warning at start).
+   */
+  readonly stateUrl: string | null;
+  /** While a process runs, its data directory is saved at least this often (when it changed). */
+  readonly stateSaveIntervalMs: number;
+  /**
+   * A catalog server that cannot start here (its runtime, program or a required secret is missing):
+   * `fail` stops the bridge at start (the image, which the catalog built); `skip` serves the rest with
+   * one line (`npm start` on a machine without, say, Python).
+   */
+  readonly missingServers: "fail" | "skip";
 }
 
 export class ConfigError extends Error {}
@@ -39,6 +52,11 @@ const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 const DEFAULT_STOP_GRACE_MS = 3_000;
 /** A session unused this long (no request, no stream) is forgotten. */
 const DEFAULT_SESSION_IDLE_MS = 30 * 60_000;
+/**
+ * A running process's data directory is saved this often when it changed (and also 1 s after each burst of
+ * calls, and when it stops): with SIGKILL, under continuous load, at most two intervals are lost.
+ */
+const DEFAULT_STATE_SAVE_INTERVAL_MS = 30_000;
 /** Live credential nonces remembered: ~3,000 requests/s for the 60 s maximum lifetime. */
 const DEFAULT_REPLAY_CACHE_ENTRIES = 200_000;
 
@@ -63,6 +81,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): B
     sessionIdleMs: integer(env, "HATAGO_BRIDGE_SESSION_IDLE_MS", DEFAULT_SESSION_IDLE_MS, 1_000, 86_400_000),
     replayCacheEntries: DEFAULT_REPLAY_CACHE_ENTRIES,
     logLevel: logLevel(env.HATAGO_BRIDGE_LOG_LEVEL),
+    stateUrl: stateUrl(env.HATAGO_BRIDGE_STATE_URL),
+    stateSaveIntervalMs: integer(
+      env,
+      "HATAGO_BRIDGE_STATE_SAVE_INTERVAL_MS",
+      DEFAULT_STATE_SAVE_INTERVAL_MS,
+      1_000,
+      3_600_000,
+    ),
+    missingServers: missingServers(env.HATAGO_BRIDGE_MISSING_SERVERS),
   };
 }
 
@@ -89,6 +116,27 @@ function servers(raw: string | undefined): ServerId[] {
     throw new ConfigError(`HATAGO_BRIDGE_SERVERS names unknown servers: ${unknown.join(", ")}`);
   }
   return [...new Set(ids as ServerId[])];
+}
+
+function missingServers(raw: string | undefined): "fail" | "skip" {
+  if (raw === undefined || raw === "" || raw === "fail") return "fail";
+  if (raw === "skip") return "skip";
+  throw new ConfigError(`HATAGO_BRIDGE_MISSING_SERVERS must be fail or skip, got "${raw}"`);
+}
+
+/** An http(s) origin, no path: deployed `http://bridge-state.hatago.internal`, locally the Worker's URL. */
+function stateUrl(raw: string | undefined): string | null {
+  if (raw === undefined || raw.trim() === "") return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`HATAGO_BRIDGE_STATE_URL must be an http(s) URL, got "${raw}"`);
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.pathname !== "/" || url.search || url.hash) {
+    throw new ConfigError(`HATAGO_BRIDGE_STATE_URL must be an http(s) origin with no path, got "${raw}"`);
+  }
+  return url.origin;
 }
 
 function logLevel(raw: string | undefined): LogLevel {

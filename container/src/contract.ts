@@ -123,6 +123,52 @@ export function jsonRpcRequestProblem(value: unknown): string | null {
   return null;
 }
 
+/**
+ * State that survives (issue 13): the bridge restores a process's data directory before the process starts
+ * and saves it while it runs and when it stops, to storage the Worker owns (R2, worker/bridge/state.ts).
+ *
+ *     GET  <state origin>/bridge-state/v1/<server>   → 200 the archive | 404 nothing saved yet
+ *     PUT  <state origin>/bridge-state/v1/<server>   body: the archive, `Hatago-State-Sha256: <digest>` → 204
+ *
+ * Deployed, the state origin is `http://bridge-state.hatago.internal`: a host that exists only inside the
+ * container, whose requests the container's Durable Object intercepts (`@cloudflare/containers` outbound
+ * handlers) and serves in the Worker. Locally it is the Worker's own URL (HATAGO_INSECURE_DEV_BRIDGE_URL mode).
+ *
+ * SECURITY: each request carries a credential with `use: "state"` minted by the bridge; the directory it
+ * reaches is chosen by the credential's (`srv`, `sub`) and nothing else. The path must repeat `srv`; a save's
+ * credential names its body's digest (`dig`), so it cannot carry another body.
+ */
+export const BRIDGE_STATE_PATH_PREFIX = "/bridge-state/v1/";
+/** The host the container's outbound handler serves (never resolvable outside a container). */
+export const BRIDGE_STATE_HOST = "bridge-state.hatago.internal";
+/** base64url SHA-256 of a saved archive: sent with a save, returned with a restore. */
+export const STATE_DIGEST_HEADER = "hatago-state-sha256";
+/** The principal a `shared` server's state credential names: its directory belongs to no one person. */
+export const SHARED_STATE_PRINCIPAL = "shared";
+/**
+ * A data directory's size limit when its catalog entry sets none (`stateMaxBytes`): 16 MiB holds a large
+ * knowledge graph, and bounds what the bridge holds in memory while it saves (the archive is built whole).
+ */
+export const DEFAULT_STATE_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest archive the Worker stores for a directory limit of `maxBytes`: the archive is compressed,
+ * and compression can grow incompressible data a little (deflate: 5 bytes per 16 KiB block) plus the
+ * per-file headers; the bridge checks the directory's own size against `maxBytes` before it sends.
+ */
+export function stateArchiveBoundBytes(maxBytes: number): number {
+  return maxBytes + Math.ceil(maxBytes / 256) + 256 * 1024;
+}
+
+/** The state path of one server. */
+export function bridgeStatePath(server: string): string {
+  return `${BRIDGE_STATE_PATH_PREFIX}${server}`;
+}
+
+/** base64url SHA-256 of bytes (the `dig` claim and `Hatago-State-Sha256`). */
+export async function stateDigest(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+}
+
 /** Lifetime the Worker gives a credential: one request, plus clock skew between Worker and container. */
 export const CREDENTIAL_TTL_SECONDS = 30;
 /** The bridge refuses longer-lived credentials: this bounds how long a `jti` must be remembered. */
@@ -135,13 +181,19 @@ export const MIN_SECRET_BYTES = 32;
 const MAX_TOKEN_CHARS = 4096;
 const VERSION = "v1";
 
-export type CredentialUse = "mcp" | "execute";
+/**
+ * `mcp` and `execute`: Worker → bridge. `state`: bridge → Worker, to restore or save one process's data
+ * directory (container/src/state/, worker/bridge/state.ts); its `sub` and `srv` name the one directory.
+ */
+export type CredentialUse = "mcp" | "execute" | "state";
 
 export interface BridgeClaims {
   readonly sub: string;
   readonly srv: string;
   readonly use: CredentialUse;
   readonly sid?: string;
+  /** `state` saves only: base64url SHA-256 of the request body, so a credential cannot carry another body. */
+  readonly dig?: string;
   readonly iat: number;
   readonly exp: number;
   readonly jti: string;
@@ -157,6 +209,7 @@ export type CredentialFailure =
   | "wrong_server"
   | "wrong_use"
   | "wrong_session"
+  | "wrong_body"
   | "replayed"
   | "replay_cache_full";
 
@@ -176,6 +229,7 @@ export const CREDENTIAL_FAILURE_STATUS: Readonly<Record<CredentialFailure, 401 |
   wrong_server: 403,
   wrong_use: 403,
   wrong_session: 403,
+  wrong_body: 403,
   replay_cache_full: 503,
 };
 
@@ -212,6 +266,8 @@ export interface MintOptions {
   readonly use: CredentialUse;
   /** The bridge's MCP session id, for every request of a session after `initialize`. */
   readonly sessionId?: string;
+  /** `state` saves: base64url SHA-256 of the body (`bodyDigest`). */
+  readonly bodyDigest?: string;
   readonly ttlSeconds?: number;
   /** Seconds since the epoch (tests). */
   readonly now?: number;
@@ -225,6 +281,7 @@ export async function mintBridgeCredential(key: BridgeKey, options: MintOptions)
     srv: options.server,
     use: options.use,
     ...(options.sessionId === undefined ? {} : { sid: options.sessionId }),
+    ...(options.bodyDigest === undefined ? {} : { dig: options.bodyDigest }),
     iat,
     exp: iat + (options.ttlSeconds ?? CREDENTIAL_TTL_SECONDS),
     jti: base64url(nonce),
@@ -242,6 +299,8 @@ export interface VerifyOptions {
   readonly use: CredentialUse;
   /** The request's `Mcp-Session-Id` header, `undefined` when absent. Must equal the claim `sid`. */
   readonly sessionId: string | undefined;
+  /** The body's base64url SHA-256 for a `state` save; must equal the claim `dig` (both absent otherwise). */
+  readonly bodyDigest?: string;
   readonly now?: number;
 }
 
@@ -272,6 +331,7 @@ export async function verifyBridgeCredential(
   if (claims.srv !== options.server) return fail("wrong_server");
   if (claims.use !== options.use) return fail("wrong_use");
   if (claims.sid !== options.sessionId) return fail("wrong_session");
+  if (claims.dig !== options.bodyDigest) return fail("wrong_body");
   // Last: only a credential that would otherwise be accepted spends its nonce.
   const claimed = options.replay.claim(claims.jti, claims.exp, now);
   if (claimed !== "fresh") return fail(claimed);
@@ -320,6 +380,7 @@ function nowSeconds(): number {
 
 const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
 const JTI = /^[A-Za-z0-9_-]{16,64}$/;
+const DIGEST = /^[A-Za-z0-9_-]{43}$/;
 
 /** Narrows the signed JSON field by field; anything unexpected is `malformed`. */
 function parseClaims(bytes: Uint8Array): BridgeClaims | undefined {
@@ -331,15 +392,25 @@ function parseClaims(bytes: Uint8Array): BridgeClaims | undefined {
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
   const c = raw as Record<string, unknown>;
-  const { sub, srv, use, sid, iat, exp, jti } = c;
+  const { sub, srv, use, sid, dig, iat, exp, jti } = c;
   if (typeof sub !== "string" || sub.length === 0 || sub.length > 512 || hasControlChars(sub)) return undefined;
   if (typeof srv !== "string" || srv.length === 0 || srv.length > 64) return undefined;
-  if (use !== "mcp" && use !== "execute") return undefined;
+  if (use !== "mcp" && use !== "execute" && use !== "state") return undefined;
   if (sid !== undefined && (typeof sid !== "string" || !SESSION_ID.test(sid))) return undefined;
+  if (dig !== undefined && (typeof dig !== "string" || !DIGEST.test(dig))) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
   if (typeof iat !== "number" || typeof exp !== "number" || exp <= iat) return undefined;
   if (typeof jti !== "string" || !JTI.test(jti)) return undefined;
-  return { sub, srv, use, ...(sid === undefined ? {} : { sid }), iat, exp, jti };
+  return {
+    sub,
+    srv,
+    use,
+    ...(sid === undefined ? {} : { sid }),
+    ...(dig === undefined ? {} : { dig }),
+    iat,
+    exp,
+    jti,
+  };
 }
 
 function hasControlChars(value: string): boolean {

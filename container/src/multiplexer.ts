@@ -42,6 +42,10 @@ export interface MultiplexerOptions {
   readonly counters: ServerCounters;
   /** Called after an idle stop, so the owner can forget this multiplexer. */
   readonly onIdleStop: () => void;
+  /** The last call in flight was answered (the data directory's keeper saves soon after). */
+  readonly onQuiet?: () => void;
+  /** The process exited, expectedly or not (its data directory is saved). */
+  readonly onChildExit?: (expected: boolean) => void;
 }
 
 type Phase = "down" | "initializing" | "ready";
@@ -304,6 +308,7 @@ export class Multiplexer {
   #onExit(expected: boolean): void {
     clearTimeout(this.#initTimer);
     this.#phase = "down";
+    this.#o.onChildExit?.(expected);
     const parked = this.#sup.state === "parked";
     const reason = parked ? this.#parkedError().message : "the server process exited";
     for (const call of [...this.pending.values()]) {
@@ -345,7 +350,10 @@ export class Multiplexer {
     port.calls.delete(call.clientId);
     if (port.calls.size === 0) this.activePorts.delete(port);
     this.#o.counters.inFlight -= 1;
-    if (this.pending.size === 0) this.#maybeIdle();
+    if (this.pending.size === 0) {
+      this.#o.onQuiet?.();
+      this.#maybeIdle();
+    }
   }
 
   #busy(): void {

@@ -6,6 +6,7 @@ import { workerEnv } from "../worker-env.ts";
 import { type WranglerConfig, wranglerConfig } from "../wrangler-config.ts";
 import type { AccessApplications } from "./access-applications.ts";
 import type { BridgeImage } from "./bridge-image.ts";
+import type { BridgeStateBucket } from "./bridge-state-bucket.ts";
 import { DEPLOY_CLI } from "./deploy-cli.ts";
 import type { OAuthStateStore } from "./oauth-state-store.ts";
 import type { PolicyDatabase } from "./policy-database.ts";
@@ -17,6 +18,7 @@ export interface GatewayWorkerArgs {
   readonly config: StackConfig;
   readonly database: PolicyDatabase;
   readonly oauthStore: OAuthStateStore;
+  readonly stateBucket: BridgeStateBucket;
   readonly image: BridgeImage;
   readonly access: AccessApplications;
   /** Hash of what the Worker bundle is built from (bundle-inputs.ts workerBundleSha256). */
@@ -65,14 +67,21 @@ export class GatewayWorker extends pulumi.ComponentResource {
     });
 
     this.wranglerConfig = pulumi
-      .all([args.database.databaseId, args.oauthStore.namespaceId, args.image.ref, env.vars])
-      .apply(([d1DatabaseId, kvNamespaceId, image, vars]) =>
+      .all([
+        args.database.databaseId,
+        args.oauthStore.namespaceId,
+        args.stateBucket.bucketName,
+        args.image.ref,
+        env.vars,
+      ])
+      .apply(([d1DatabaseId, kvNamespaceId, stateBucketName, image, vars]) =>
         wranglerConfig({
           names: config.names,
           accountId: config.accountId,
           hosting: config.hosting,
           d1DatabaseId,
           kvNamespaceId,
+          stateBucketName,
           image,
           container: config.container,
           vars,
@@ -107,7 +116,7 @@ export class GatewayWorker extends pulumi.ComponentResource {
       {
         parent: this,
         // Schema and policy first: new code never starts against an old schema or an unseeded policy.
-        dependsOn: [args.database, args.oauthStore, args.image, args.access],
+        dependsOn: [args.database, args.oauthStore, args.stateBucket, args.image, args.access],
       },
     );
 

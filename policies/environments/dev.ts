@@ -13,11 +13,12 @@ export default definePolicy({
       grants: [{ server: "*", level: "admin" }],
     },
     writer: {
-      description: "Read and change the knowledge graph; use the reference server's tools.",
+      description: "Read and change the knowledge graph and their own notes; use the reference server's tools.",
       grants: [
         { server: "memory", level: "write" },
         // SECURITY: fetches arbitrary URLs from inside the container (server-side request forgery).
         { server: "everything", level: "write", deny: ["gzip-file-as-resource"] },
+        { server: "notes", level: "write" },
       ],
       rateLimitPerMinute: 600,
     },
@@ -26,6 +27,7 @@ export default definePolicy({
       grants: [
         { server: "memory", level: "read" },
         { server: "everything", level: "read" },
+        { server: "notes", level: "read" },
       ],
       rateLimitPerMinute: 300,
     },

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { compilePolicy, POLICIES, seedSql } from "../../policies/index.ts";
+import { readLocalSecrets } from "./local-secrets.ts";
 import { assertPortFree, describeEnd, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
 import { REPO_ROOT } from "./server-tools.ts";
 import { type Supervised, supervise } from "./supervise.ts";
@@ -120,7 +121,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
   try {
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     // Supervised: a bridge that dies is restarted with backoff, as Cloudflare restarts a container.
+    const secrets = await readLocalSecrets(stateDir);
+    for (const line of [
+      ...secrets.missing,
+      ...secrets.unknown.map((u) => `ignored: ${u} (no catalog entry declares it)`),
+    ])
+      log("stack", line);
     bridge = await supervise({
       name: "bridge",
       start: () =>
@@ -136,6 +144,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
               HOST: "127.0.0.1",
               PORT: String(bridgePort),
               HATAGO_BRIDGE_DATA_DIR: path.join(stateDir, "bridge-data"),
+              // Data directories are restored from and saved to the Worker's R2 (simulated on disk under
+              // the state dir), as a container's are through its Durable Object: the dev-only state route.
+              HATAGO_BRIDGE_STATE_URL: url,
+              // Locally a server whose runtime, program or secret is missing is skipped with one line.
+              HATAGO_BRIDGE_MISSING_SERVERS: "skip",
+              ...secrets.env,
             },
             onLine: (line) => log("bridge", line),
           },
@@ -145,7 +159,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ...(options.maxBridgeRestarts === undefined ? {} : { maxConsecutiveRestarts: options.maxBridgeRestarts }),
     });
 
-    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     const envFile = path.join(stateDir, "dev.env");
     await writeFile(
       envFile,
@@ -178,7 +191,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         envFile,
         "--show-interactive-dev-session=false",
         "--log-level",
-        "warn",
+        // HATAGO_LOG=quiet|calls|debug: the Worker's line per decided request (worker/audit/audit-line.ts) is info.
+        ({ quiet: "warn", calls: "info", debug: "debug" } as const)[
+          process.env.HATAGO_LOG === "quiet" || process.env.HATAGO_LOG === "debug" ? process.env.HATAGO_LOG : "calls"
+        ],
       ],
       { cwd: REPO_ROOT, env, onLine: (line) => log("worker", line) },
     );

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-import { launchSpec } from "../../container/src/launch.ts";
+import { findOnPath, launchSpec, missingFor } from "../../container/src/launch.ts";
 import { catalog, SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import type { CatalogEntry, ServerSnapshot, ToolAnnotations } from "../../policies/catalog.types.ts";
 import { toolLevel } from "../../policies/tool-level.ts";
@@ -29,7 +29,16 @@ function pickAnnotations(raw: unknown): ToolAnnotations {
 export async function readServerSnapshot(id: ServerId): Promise<ServerSnapshot> {
   const entry: CatalogEntry = catalog[id];
   const dataDir = await mkdtemp(path.join(tmpdir(), `hatago-snapshot-${id}-`));
-  const spec = launchSpec(entry, { appRoot: REPO_ROOT, dataDir, parentEnv: process.env, nodePath: process.execPath });
+  const ctx = {
+    appRoot: REPO_ROOT,
+    dataDir,
+    parentEnv: process.env,
+    nodePath: process.execPath,
+    pythonPath: findOnPath("python3", process.env.PATH),
+  };
+  const missing = missingFor(entry, ctx);
+  if (missing !== null) throw new Error(`cannot read ${id}'s tools on this machine: ${missing}`);
+  const spec = launchSpec(entry, ctx);
   const transport = new StdioClientTransport({
     command: spec.command,
     args: [...spec.args],

@@ -1,7 +1,10 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { renderDockerfile, UV_IMAGE } from "../../container/image.ts";
 import { BRIDGE_COMMAND, BRIDGE_ENTRY } from "../../container/src/entry.ts";
+import { catalog } from "../../policies/catalog.ts";
+import type { CatalogEntry } from "../../policies/catalog.types.ts";
 import { REPO_ROOT } from "./harness.ts";
 
 /**
@@ -110,5 +113,84 @@ describe(".dockerignore (build context is the repository root)", () => {
         `${file} is copied`,
       ).toBe(true);
     }
+  });
+});
+
+describe("the image is rendered from the catalog (container/image.ts), each runtime only where an entry needs it", () => {
+  it("container/Dockerfile is exactly what `npm run image:dockerfile` renders from policies/catalog.ts", async () => {
+    expect(await read("container/Dockerfile"), "run npm run image:dockerfile").toBe(renderDockerfile(catalog));
+  });
+
+  const npmOnly: Record<string, CatalogEntry> = {
+    a: {
+      title: "a",
+      install: { runtime: "npm", package: "x" },
+      argv: ["node", "./node_modules/x/i.js"],
+      idleTimeoutSeconds: 1,
+    },
+  };
+
+  it("npm entries only: no Python, no uv, no downloads", () => {
+    const text = renderDockerfile(npmOnly);
+    expect(text).not.toMatch(/python3|uv|ADD /);
+    expect(text).toMatch(/apt-get install -y --no-install-recommends tini \\/);
+  });
+
+  it("a Python package gets Python 3 and uv, in its own virtual environment at an exact version", () => {
+    const text = renderDockerfile({
+      ...npmOnly,
+      fetch: {
+        title: "fetch",
+        install: { runtime: "python", package: { name: "mcp-server-fetch", version: "2025.4.7" } },
+        argv: ["python", "-m", "mcp_server_fetch"],
+        idleTimeoutSeconds: 1,
+      },
+    });
+    expect(text).toContain("python3 tini");
+    expect(text).toContain(`COPY --from=${UV_IMAGE} /uv /usr/local/bin/uv`);
+    expect(text).toContain("uv venv --python /usr/bin/python3 /opt/hatago/python/mcp-server-fetch");
+    expect(text).toContain(
+      "uv pip install --python /opt/hatago/python/mcp-server-fetch/bin/python --no-cache mcp-server-fetch==2025.4.7",
+    );
+  });
+
+  it("a command entry's steps: Debian packages, a repository file, and a download checked against its SHA-256", () => {
+    const sha = "a".repeat(64);
+    const text = renderDockerfile({
+      ...npmOnly,
+      gh: {
+        title: "gh",
+        install: {
+          runtime: "command",
+          steps: [
+            { kind: "debian", packages: ["git"] },
+            { kind: "copy", from: "servers/gh/config.json", to: "/etc/gh/config.json" },
+            { kind: "download", url: "https://example.com/gh.tar", sha256: sha, to: "/opt/gh", executable: true },
+          ],
+        },
+        argv: ["/opt/gh", "stdio"],
+        idleTimeoutSeconds: 1,
+      },
+    });
+    expect(text).toContain("--no-install-recommends git tini");
+    expect(text).toContain(`ADD --checksum=sha256:${sha} https://example.com/gh.tar /opt/gh`);
+    expect(text).toContain("RUN chmod 0755 /opt/gh");
+    expect(text).toContain("COPY servers/gh/config.json /etc/gh/config.json");
+  });
+
+  it("refuses what it cannot render safely: an unpinned download, plain http, a path out of the repository", () => {
+    const command = (step: CatalogEntry["install"]): Record<string, CatalogEntry> => ({
+      x: { title: "x", install: step, argv: ["/opt/x"], idleTimeoutSeconds: 1 },
+    });
+    const download = (sha256: string, url = "https://e.com/x") =>
+      command({ runtime: "command", steps: [{ kind: "download", url, sha256, to: "/opt/x" }] });
+    expect(() => renderDockerfile(download("abc"))).toThrow(/sha256/);
+    expect(() => renderDockerfile(download("b".repeat(64), "http://e.com/x"))).toThrow(/https/);
+    expect(() =>
+      renderDockerfile(command({ runtime: "command", steps: [{ kind: "copy", from: "../secrets", to: "/x" }] })),
+    ).toThrow(/inside the repository/);
+    expect(() =>
+      renderDockerfile(command({ runtime: "python", package: { name: "x; rm -rf /", version: "1" } })),
+    ).toThrow(/refusing/);
   });
 });

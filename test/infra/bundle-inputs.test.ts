@@ -48,7 +48,15 @@ describe("a policy-only change replaces no image and redeploys no Worker (issue 
   const hashes = () => ({ worker: workerBundleSha256(root), image: bridgeImageContextSha256(root) });
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), "hatago-bundle-inputs-"));
-    for (const entry of ["worker", "policies", "container/src", "package.json", "package-lock.json", ".dockerignore"]) {
+    for (const entry of [
+      "worker",
+      "policies",
+      "container",
+      "servers",
+      "package.json",
+      "package-lock.json",
+      ".dockerignore",
+    ]) {
       await cp(path.join(REPO_ROOT, entry), path.join(root, entry), { recursive: true });
     }
   });

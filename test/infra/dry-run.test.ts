@@ -18,6 +18,7 @@ describe("wrangler deploy --dry-run of the generated configuration (offline)", (
     hosting: config.hosting,
     d1DatabaseId: "00000000-0000-4000-8000-000000000001",
     kvNamespaceId: "0123456789abcdef0123456789abcdef",
+    stateBucketName: "hatago-dev-bridge-state",
     image,
     container: config.container,
     vars: { HATAGO_ENVIRONMENT: "dev", HATAGO_PUBLIC_URL: config.baseUrl, HATAGO_LOGIN_PROVIDER: "mock" },

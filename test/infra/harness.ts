@@ -203,6 +203,7 @@ export async function programModule(): Promise<Record<string, unknown>> {
 export const TYPES = {
   d1: "cloudflare:index/d1Database:D1Database",
   kv: "cloudflare:index/workersKvNamespace:WorkersKvNamespace",
+  r2: "cloudflare:index/r2Bucket:R2Bucket",
   accessApp: "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication",
   accessPolicy: "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy",
   image: "docker-build:index:Image",

@@ -32,6 +32,7 @@ describe("dev stack: the resources and their key inputs", () => {
       "hatago:containers:BridgeImage",
       "hatago:d1:PolicyDatabase",
       "hatago:kv:OAuthStateStore",
+      "hatago:r2:BridgeStateBucket",
       "hatago:workers:GatewayWorker",
     ]);
     const componentUrns = new Set(run.resources.filter((r) => r.type.startsWith("hatago:")).map((r) => r.urn));

@@ -61,7 +61,8 @@ describe("prod stack: production data is protected", () => {
 
   it("protects nothing else, so a bad deploy can still be rolled forward", () => {
     const protectedNames = run.resources.filter((r) => r.protect).map((r) => r.type);
-    expect(protectedNames.sort()).toEqual([TYPES.d1, TYPES.kv].sort());
+    // The servers' data directories (R2) are user data like D1 and KV.
+    expect(protectedNames.sort()).toEqual([TYPES.d1, TYPES.kv, TYPES.r2].sort());
   });
 
   it("names carry the stack", () => {

@@ -32,6 +32,7 @@ function generated(hosting: "workers-dev" | "custom-domain" = "workers-dev"): Wr
     hosting: config.hosting,
     d1DatabaseId: "00000000-0000-4000-8000-000000000001",
     kvNamespaceId: "0123456789abcdef0123456789abcdef",
+    stateBucketName: "hatago-dev-bridge-state",
     image: IMAGE,
     container: config.container,
     vars: { HATAGO_ENVIRONMENT: "dev", HATAGO_PUBLIC_URL: config.baseUrl, HATAGO_LOGIN_PROVIDER: "mock" },
@@ -88,6 +89,7 @@ describe("generated wrangler config: what the Worker needs", () => {
     const bound = [
       ...(config.d1_databases ?? []).map((d) => d.binding),
       ...(config.kv_namespaces ?? []).map((k) => k.binding),
+      ...(config.r2_buckets ?? []).map((b) => b.binding),
       ...(config.durable_objects?.bindings ?? []).map((b) => b.name),
     ];
     expect(bound.sort()).toEqual(Object.values(BINDINGS).sort());

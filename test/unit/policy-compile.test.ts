@@ -102,6 +102,7 @@ describe("policy compiler: materialized grants", () => {
       "*:admin",
       "everything:admin",
       "memory:admin",
+      "notes:admin",
     ]);
   });
 });
@@ -191,7 +192,7 @@ describe("policy compiler: validation names what is at fault", () => {
       bindings: [],
     } as unknown as Policy);
     expect(problems).toEqual([
-      'role "r", grant 1: unknown server "nope" (servers: everything, memory)',
+      'role "r", grant 1: unknown server "nope" (servers: everything, memory, notes)',
       'role "r", grant 2: server "memory" has no tool "read_grpah"',
     ]);
   });

@@ -62,7 +62,7 @@ describe("policy diff: who gains or loses which tool", () => {
         ...base.roles,
         writer: {
           ...role("writer"),
-          grants: [{ server: "memory", level: "write", deny: ["delete_entities"] }, role("writer").grants[1]],
+          grants: [{ server: "memory", level: "write", deny: ["delete_entities"] }, ...role("writer").grants.slice(1)],
         },
       },
     } as Policy;

@@ -7,6 +7,7 @@ declare global {
       OAUTH_KV: KVNamespace;
       MCP_SESSIONS: DurableObjectNamespace;
       BRIDGE?: DurableObjectNamespace;
+      BRIDGE_STATE: R2Bucket;
       HATAGO_BRIDGE_SECRET: string;
       TEST_MIGRATIONS: D1Migration[];
       FUZZ_SEED: string;

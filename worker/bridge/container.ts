@@ -1,8 +1,14 @@
-import { Container } from "@cloudflare/containers";
-import { catalog } from "../../policies/catalog.ts";
+import { Container, type OutboundHandlerContext } from "@cloudflare/containers";
+import { BRIDGE_STATE_HOST, type BridgeKey, importBridgeKey, ReplayCache } from "../../container/src/contract.ts";
+import { secretVariable } from "../../container/src/secrets.ts";
+import { catalog, isServerId } from "../../policies/catalog.ts";
+import type { CatalogEntry } from "../../policies/catalog.types.ts";
+import { handleBridgeStateRequest } from "./state.ts";
 
 interface ContainerEnv {
   readonly HATAGO_BRIDGE_SECRET?: string;
+  readonly BRIDGE?: DurableObjectNamespace;
+  readonly BRIDGE_STATE?: R2Bucket;
 }
 
 /** The port the bridge listens on inside the image (container/Dockerfile EXPOSEs it). */
@@ -27,6 +33,8 @@ export class BridgeContainer extends Container<ContainerEnv> {
       HATAGO_BRIDGE_SECRET: env.HATAGO_BRIDGE_SECRET ?? "",
       PORT: String(BRIDGE_PORT),
       HOST: "0.0.0.0",
+      ...containerStateEnv(ctx.id.name),
+      ...containerSecretEnv(ctx.id.name, env as unknown as Readonly<Record<string, unknown>>),
     };
   }
 
@@ -35,3 +43,63 @@ export class BridgeContainer extends Container<ContainerEnv> {
     throw error;
   }
 }
+
+/**
+ * What a container needs to keep its data directories (issue 13), from the name the router gave it
+ * (`user:<server>:<principal>` or `shared:<server>`, router.ts): it hosts that one server, and restores and
+ * saves through BRIDGE_STATE_HOST. Any other instance (the `health` probe's) hosts every server and keeps no
+ * state: it serves no person's calls. `ctx.id.name` is the name given to `idFromName` (workerd, 2026-03).
+ */
+export function containerStateEnv(name: string | undefined): Record<string, string> {
+  const match = /^(?:user|shared):([a-z0-9-]+)(?::|$)/.exec(name ?? "");
+  const server = match?.[1];
+  if (server === undefined || !isServerId(server)) return {};
+  return { HATAGO_BRIDGE_SERVERS: server, HATAGO_BRIDGE_STATE_URL: `http://${BRIDGE_STATE_HOST}` };
+}
+
+/**
+ * SECURITY: a server's secrets (Worker secret bindings `HATAGO_SECRET_<SERVER>__<NAME>`, from the stack's
+ * Pulumi secrets: infra/server-secrets.ts) reach only the containers of that server: the container named
+ * for it by the router. The `health` probe's container and every other server's get none.
+ */
+export function containerSecretEnv(
+  name: string | undefined,
+  env: Readonly<Record<string, unknown>>,
+): Record<string, string> {
+  const server = containerStateEnv(name).HATAGO_BRIDGE_SERVERS;
+  if (server === undefined || !isServerId(server)) return {};
+  const values: Record<string, string> = {};
+  const entry: CatalogEntry = catalog[server];
+  for (const secret of Object.keys(entry.secrets ?? {})) {
+    const variable = secretVariable(server, secret);
+    const value = env[variable];
+    if (typeof value === "string" && value !== "") values[variable] = value;
+  }
+  return values;
+}
+
+/** One key per secret and one replay cache per isolate, for the state requests containers make. */
+let stateKey: { secret: string; key: Promise<BridgeKey> } | undefined;
+const stateReplay = new ReplayCache(10_000);
+
+/**
+ * SECURITY: requests from inside a container to BRIDGE_STATE_HOST never leave Cloudflare: the container's
+ * Durable Object intercepts them (`@cloudflare/containers` outbound handlers, run by `ContainerProxy`, which
+ * worker/index.ts exports) and they are served here with the intercepting container's own id, which the
+ * container cannot choose. Every other host stays unreachable (`enableInternet = false`). Assigned, not
+ * declared as a static field: the library registers handlers through its static setter.
+ */
+BridgeContainer.outboundByHost = {
+  [BRIDGE_STATE_HOST]: async (request: Request, env: unknown, ctx: OutboundHandlerContext) => {
+    const bindings = env as ContainerEnv;
+    const secret = bindings.HATAGO_BRIDGE_SECRET ?? "";
+    if (stateKey?.secret !== secret) stateKey = { secret, key: importBridgeKey(secret) };
+    return handleBridgeStateRequest(request, {
+      key: await stateKey.key,
+      replay: stateReplay,
+      bucket: bindings.BRIDGE_STATE,
+      containerId: ctx.containerId,
+      containers: bindings.BRIDGE,
+    });
+  },
+};
