@@ -2,13 +2,33 @@ import {
   type Classified,
   errorResponse,
   type JsonObject,
+  type JsonRpcId,
   paramsOf,
   RPC_ERROR,
   resultResponse,
   withId,
 } from "./jsonrpc.ts";
-import type { Multiplexer } from "./multiplexer.ts";
-import type { ClientCaps, Port } from "./port.ts";
+import type { Logger } from "./log.ts";
+import type { ClientCaps, PendingCall, Port } from "./port.ts";
+
+/**
+ * What routing needs of the child's multiplexer (multiplexer.ts implements it). Declared here, not
+ * imported, so routing.ts does not import multiplexer.ts, which imports routing.ts (no import cycle).
+ */
+export interface RoutingHost {
+  readonly label: string;
+  readonly isolation: "per-user" | "shared";
+  readonly log: Logger;
+  readonly pending: ReadonlyMap<number, PendingCall>;
+  readonly serverRequests: Map<number, { childId: JsonRpcId; port: Port }>;
+  readonly serverRequestsByChild: Map<JsonRpcId, number>;
+  readonly ports: ReadonlySet<Port>;
+  readonly activePorts: ReadonlySet<Port>;
+  droppedMessages: number;
+  nextId(): number;
+  write(json: string): void;
+  routeToPort(port: Port, json: string): void;
+}
 
 /**
  * Where a message from a child goes when it is not a response (responses go back by remapped id).
@@ -34,7 +54,7 @@ import type { ClientCaps, Port } from "./port.ts";
  * keep no per-user state (policies/catalog.types.ts).
  */
 export function routeChildMessage(
-  mux: Multiplexer,
+  mux: RoutingHost,
   message: Exclude<Classified, { kind: "invalid" } | { kind: "response" }>,
   line: string,
 ): void {
@@ -90,7 +110,7 @@ export function routeChildMessage(
   for (const port of audience) if (!isLog || port.acceptsLog(params?.level)) mux.routeToPort(port, line);
 }
 
-function routeServerRequest(mux: Multiplexer, id: string | number, method: string, msg: JsonObject, line: string) {
+function routeServerRequest(mux: RoutingHost, id: string | number, method: string, msg: JsonObject, line: string) {
   if (method === "ping") {
     mux.write(resultResponse(id, {}));
     return;
@@ -136,13 +156,13 @@ function supports(caps: ClientCaps, method: string, msg: JsonObject): boolean {
   }
 }
 
-function soleActivePort(mux: Multiplexer): Port | undefined {
+function soleActivePort(mux: RoutingHost): Port | undefined {
   if (mux.activePorts.size !== 1) return undefined;
   return mux.activePorts.values().next().value;
 }
 
 /** The one busy port; else all attached sessions when they share a principal; else nobody. */
-function audienceOf(mux: Multiplexer): Port[] | undefined {
+function audienceOf(mux: RoutingHost): Port[] | undefined {
   const sole = soleActivePort(mux);
   if (sole) return [sole];
   let principal: string | undefined;
@@ -153,7 +173,7 @@ function audienceOf(mux: Multiplexer): Port[] | undefined {
   return mux.ports.size > 0 ? [...mux.ports] : undefined;
 }
 
-function drop(mux: Multiplexer, method: string, reason: string): void {
+function drop(mux: RoutingHost, method: string, reason: string): void {
   mux.droppedMessages += 1;
   mux.log.debug("child.message_dropped", { child: mux.label, method, reason });
 }

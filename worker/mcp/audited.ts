@@ -14,6 +14,7 @@ import { argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import type { AuditAction } from "../db/audit-log.table.ts";
 import { auditOrFail } from "./call-guards.ts";
+import type { LiveTools, ToolCallDeps } from "./deps.types.ts";
 import { RpcError } from "./errors.ts";
 import { decideExecute, executeArgsProblem } from "./execute-stdio.ts";
 import {
@@ -24,7 +25,6 @@ import {
   targetNotFound,
   unknownTool,
 } from "./names.ts";
-import type { ToolDeps } from "./tools.ts";
 
 /**
  * Audited requests: `tools/call` (with the gateway's own `execute_stdio`), `resources/read` and
@@ -123,9 +123,9 @@ export interface AuditedTarget {
  * the session's handlers, and the refusal of invalid requests below.
  */
 export async function decideAudited(
-  deps: Pick<ToolDeps, "backends">,
+  deps: { readonly liveTools: LiveTools },
   ctx: RequestContext,
-  request: AuditedRequest,
+  request: Pick<AuditedRequest, "method" | "params">,
 ): Promise<AuditedTarget> {
   const { method, params } = request;
   if (method === "tools/call") {
@@ -186,7 +186,7 @@ function unnamed(action: "tools/call" | "resources/read" | "prompts/get", field:
 
 /** Snapshot tools are decided from the policy alone; a tool the server added since needs its live annotations. */
 export async function decideTool(
-  deps: Pick<ToolDeps, "backends">,
+  deps: { readonly liveTools: LiveTools },
   ctx: RequestContext,
   server: ServerId,
   tool: string,
@@ -196,7 +196,7 @@ export async function decideTool(
   if (!ctx.grants.servers.has(server)) return { allow: false, reason: "unlisted_tool_not_covered" };
   let listed: readonly { name: string; annotations?: Tool["annotations"] }[];
   try {
-    listed = await deps.backends().tools(server);
+    listed = await deps.liveTools(server);
   } catch {
     // SECURITY: a tool we cannot see cannot be decided: refused (fail closed), and still one row.
     return { allow: false, reason: "server_unavailable" };
@@ -218,7 +218,7 @@ export interface AuditedRefusal {
  * for anything else (not an audited request, or a valid one: the SDK's handlers take those).
  */
 export async function refuseInvalidAudited(
-  deps: Pick<ToolDeps, "backends" | "db" | "auditKey">,
+  deps: Pick<ToolCallDeps, "liveTools" | "db" | "auditKey">,
   ctx: RequestContext,
   message: unknown,
 ): Promise<AuditedRefusal | null> {

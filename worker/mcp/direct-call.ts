@@ -1,19 +1,21 @@
-import { type ClientCapabilities, ErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type CallToolRequest,
+  type ClientCapabilities,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { type BridgeKey, bridgeMcpPath } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import type { ServerId } from "../../policies/catalog.ts";
-import { authorize } from "../../policies/decide.ts";
 import { argsDigest } from "../audit/audit.ts";
-import { type Caller, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
+import { type Caller, loadRequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor } from "../bridge/router.ts";
 import type { Database } from "../db/database.ts";
 import { forgetBackend } from "../db/sessions.repository.ts";
 import { auditedRequestOf, auditedRequestProblem } from "./audited.ts";
-import { allowedCallRecorder, auditOrFail, enforceRateLimit } from "./call-guards.ts";
-import { RpcError } from "./errors.ts";
-import { parseQualifiedName, unknownTool } from "./names.ts";
+import { parseQualifiedName } from "./names.ts";
 import { SESSION_MAX_AGE_MS } from "./settings.ts";
+import { answerMessage, callTool, outcomeOfReply, type SendCall, type SendOutcome } from "./tool-call.ts";
 
 /**
  * Direct tool calls: the Worker sends a `tools/call` straight to the server's container (one Durable
@@ -48,8 +50,8 @@ export interface DirectCall {
   readonly name: string;
   readonly server: ServerId;
   readonly tool: string;
-  /** The call's params for the server: the client's, with the server's own tool name and without `_meta`. */
-  readonly params: Readonly<Record<string, unknown>>;
+  /** The call's params as the client sent them (the one tool call renames and strips `_meta`). */
+  readonly params: CallToolRequest["params"];
   readonly arguments: unknown;
 }
 
@@ -81,9 +83,9 @@ export function directCallOf(request: Request, sessionId: string, body: unknown)
   if (!target) return null;
   const known: Readonly<Record<string, unknown>> = catalogSnapshot[target.server].tools;
   if (!Object.hasOwn(known, target.name)) return null;
-  const forwarded =
-    args === undefined ? { ...rest, name: target.name } : { ...rest, name: target.name, arguments: args };
-  return { id, name, server: target.server, tool: target.name, params: forwarded, arguments: args ?? {} };
+  const sent: CallToolRequest["params"] =
+    args === undefined ? { ...rest, name } : { ...rest, name, arguments: args as Record<string, unknown> };
+  return { id, name, server: target.server, tool: target.name, params: sent, arguments: args ?? {} };
 }
 
 export interface DirectCallDeps {
@@ -93,13 +95,10 @@ export interface DirectCallDeps {
   readonly containers: DurableObjectNamespace | undefined;
 }
 
-/** Internal request ids never collide with the ids the session object's own client uses on the same session. */
-const DIRECT_ID_PREFIX = "hatago-direct:";
-
 /**
- * Runs a direct call: the caller's grants and session in one D1 read, the decision, the rate limit, the
- * call on the container, the audit row, the answer. Resolves to `null` when the session object has to
- * take the request after all (nothing was sent to a server and nothing audited in that case).
+ * Runs a direct call: the caller's grants and session in one D1 read, then the one tool call
+ * (tool-call.ts), sent on the session's own bridge session. Resolves to `null` when the session object
+ * has to take the request after all (nothing was sent to a server and nothing audited in that case).
  */
 export async function runDirectCall(
   deps: DirectCallDeps,
@@ -109,112 +108,68 @@ export async function runDirectCall(
 ): Promise<Response | null> {
   // The arguments' digest does not depend on the D1 read: both run at once.
   const keys = deps.keys();
-  const digesting = keys.then((k) => argsDigest(k.audit, call.arguments));
-  digesting.catch(() => {});
+  const digest = keys.then((k) => argsDigest(k.audit, call.arguments));
+  digest.catch(() => {});
   const ctx = await loadRequestContext(deps.db, caller, sessionId);
   const session = ctx.session;
   if (!session?.directCalls || Date.now() - session.createdMs >= SESSION_MAX_AGE_MS) return null;
   const backend = session.backends.get(call.server);
   if (!backend) return null;
-  const bridgeKey = (await keys).bridge;
-  const digest = await digesting;
-  try {
-    const decision = authorize(ctx.grants, { kind: "tool", server: call.server, tool: call.tool });
-    if (!decision.allow) {
-      await auditOrFail(deps, ctx, {
-        action: "tools/call",
-        server: call.server,
-        tool: call.tool,
-        decision: "deny",
-        reason: decision.reason,
-        argsDigest: digest,
-      });
-      throw unknownTool(call.name);
-    }
-    await enforceRateLimit(deps, ctx, "tools/call", call.server, call.tool, digest);
-    return await forward(deps, bridgeKey, ctx, sessionId, call, backend, digest);
-  } catch (error) {
-    if (error instanceof RpcError)
-      return answer(sessionId, { jsonrpc: "2.0", id: call.id, error: rpcErrorBody(error) });
-    throw error;
-  }
-}
-
-async function forward(
-  deps: DirectCallDeps,
-  bridgeKey: BridgeKey,
-  ctx: RequestContext,
-  sessionId: string,
-  call: DirectCall,
-  backend: { readonly bridgeSessionId: string; readonly protocolVersion: string },
-  digest: string,
-): Promise<Response | null> {
+  const { bridge, audit } = await keys;
   const fetchBridge = bridgeFetchFor(
-    { key: bridgeKey, insecureDevBridgeUrl: deps.insecureDevBridgeUrl, containers: deps.containers },
-    ctx.caller.principal,
+    { key: bridge, insecureDevBridgeUrl: deps.insecureDevBridgeUrl, containers: deps.containers },
+    caller.principal,
   );
-  const internalId = `${DIRECT_ID_PREFIX}${crypto.randomUUID()}`;
-  const record = allowedCallRecorder(deps, ctx, { server: call.server, tool: call.tool, digest });
-  const unavailable = async (cause: unknown) => {
-    console.error(JSON.stringify({ event: "direct_call_failed", server: call.server, error: String(cause) }));
-    await record("transport_error");
-    throw new RpcError(
-      ErrorCode.InternalError,
-      `The "${call.server}" server is not available right now; try again shortly.`,
-    );
+  const coreDeps = {
+    db: deps.db,
+    auditKey: audit,
+    // Only snapshot tools take this path (directCallOf), and execute_stdio never does: neither is asked.
+    liveTools: () => Promise.reject(new Error("the direct path lists no tools")),
+    execute: () => Promise.reject(new Error("the direct path runs no execute_stdio")),
   };
-
-  let reply: unknown;
-  try {
-    const response = await fetchBridge(call.server, bridgeMcpPath(call.server), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        // JSON only: anything the server says during the call besides its answer goes to the GET stream.
-        accept: "application/json",
-        "mcp-session-id": backend.bridgeSessionId,
-        "mcp-protocol-version": backend.protocolVersion,
-      },
-      body: JSON.stringify({ jsonrpc: "2.0", id: internalId, method: "tools/call", params: call.params }),
-    });
-    if (response.status === 404) {
-      // The bridge no longer knows this session (idle, or a new container): the session object reconnects.
-      await response.body?.cancel();
-      await forgetBackend(
-        deps.db,
-        { principal: ctx.caller.principal, sessionId },
-        call.server,
-        backend.bridgeSessionId,
-      ).catch(() => {});
-      return null;
-    }
-    const text = await response.text();
-    if (!response.ok) return await unavailable(`bridge answered ${response.status}: ${text.slice(0, 200)}`);
-    reply = JSON.parse(text);
-  } catch (error) {
-    if (error instanceof RpcError) throw error;
-    return await unavailable(error);
-  }
-  if (!isPlainObject(reply) || reply.id !== internalId) return await unavailable("the bridge answered another request");
-  if (isPlainObject(reply.error)) {
-    const code = typeof reply.error.code === "number" ? reply.error.code : ErrorCode.InternalError;
-    await record("jsonrpc_error", code);
-    return answer(sessionId, { jsonrpc: "2.0", id: call.id, error: reply.error });
-  }
-  if (!isPlainObject(reply.result)) return await unavailable("the bridge's answer has no result");
-  await record(reply.result.isError === true ? "tool_error" : "ok");
-  return answer(sessionId, { jsonrpc: "2.0", id: call.id, result: reply.result });
-}
-
-function answer(sessionId: string, message: unknown): Response {
-  return new Response(JSON.stringify(message), {
+  const send: SendCall = (server, params) =>
+    sendOnBridgeSession(deps, fetchBridge, { principal: caller.principal, sessionId }, server, backend, params);
+  const answer = await callTool(coreDeps, ctx, call.params, send, { digest });
+  if (answer.kind === "not_sent") return null;
+  return new Response(JSON.stringify(answerMessage(call.id, answer)), {
     status: 200,
     headers: { "content-type": "application/json", "cache-control": "no-store", "mcp-session-id": sessionId },
   });
 }
 
-function rpcErrorBody(error: RpcError): { code: number; message: string } {
-  return { code: error.code, message: error.message };
+/** Internal request ids never collide with the ids the session object's own client uses on the same session. */
+const DIRECT_ID_PREFIX = "hatago-direct:";
+
+/** How the direct path sends: one JSON POST on the session's own bridge session. */
+async function sendOnBridgeSession(
+  deps: DirectCallDeps,
+  fetchBridge: ReturnType<typeof bridgeFetchFor>,
+  session: { readonly principal: string; readonly sessionId: string },
+  server: ServerId,
+  backend: { readonly bridgeSessionId: string; readonly protocolVersion: string },
+  params: CallToolRequest["params"],
+): Promise<SendOutcome> {
+  const internalId = `${DIRECT_ID_PREFIX}${crypto.randomUUID()}`;
+  const response = await fetchBridge(server, bridgeMcpPath(server), {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      // JSON only: anything the server says during the call besides its answer goes to the GET stream.
+      accept: "application/json",
+      "mcp-session-id": backend.bridgeSessionId,
+      "mcp-protocol-version": backend.protocolVersion,
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: internalId, method: "tools/call", params }),
+  });
+  if (response.status === 404) {
+    // The bridge no longer knows this session (idle, or a new container): the session object reconnects.
+    await response.body?.cancel();
+    await forgetBackend(deps.db, session, server, backend.bridgeSessionId).catch(() => {});
+    return { kind: "not_sent" };
+  }
+  const text = await response.text();
+  if (!response.ok) return { kind: "unavailable", cause: `bridge answered ${response.status}: ${text.slice(0, 200)}` };
+  return outcomeOfReply(JSON.parse(text), internalId);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

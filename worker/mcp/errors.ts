@@ -10,17 +10,20 @@ export class GatewayError extends Error {
   /** JSON-RPC error code for the body. */
   readonly code: number;
   readonly retryAfterSeconds: number | undefined;
+  /** The JSON-RPC error's `data`, when the code defines one (modern -32022 lists the supported versions). */
+  readonly data: unknown;
   constructor(
     status: number,
     code: number,
     publicMessage: string,
-    options: { cause?: unknown; retryAfterSeconds?: number } = {},
+    options: { cause?: unknown; retryAfterSeconds?: number; data?: unknown } = {},
   ) {
     super(publicMessage, { cause: options.cause });
     this.name = "GatewayError";
     this.status = status;
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.data = options.data;
   }
 }
 
@@ -46,7 +49,8 @@ export function jsonRpcErrorResponse(
   if (error.status === 401 && requestUrl !== undefined) {
     headers.set("www-authenticate", bearerChallenge(requestUrl, "invalid_token", error.message));
   }
-  return new Response(JSON.stringify({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } }), {
+  const body = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id, error: body }), {
     status: error.status,
     headers,
   });
@@ -63,4 +67,9 @@ export class RpcError extends Error {
     this.name = "RpcError";
     this.code = code;
   }
+}
+
+/** The answer for a call that was allowed but never completed (bridge down, timeout, connection closed). */
+export function serverUnavailable(server: string): RpcError {
+  return new RpcError(ErrorCode.InternalError, `The "${server}" server is not available right now; try again shortly.`);
 }

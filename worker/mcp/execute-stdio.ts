@@ -6,12 +6,9 @@ import { authorize, type DenyReason } from "../../policies/decide.ts";
 import type { AuditEntry } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { enforceRateLimit } from "./call-guards.ts";
-import { RpcError } from "./errors.ts";
+import type { ToolCallDeps } from "./deps.types.ts";
+import { RpcError, serverUnavailable } from "./errors.ts";
 import { EXECUTE_STDIO_TOOL, unknownTool } from "./names.ts";
-import type { ToolDeps } from "./tools.ts";
-
-/** Sends one JSON-RPC request to a server's process through the bridge's `/execute`; resolves to its response. */
-export type ExecuteFn = (server: ServerId, principal: string, message: unknown) => Promise<unknown>;
 
 /**
  * The input: a server id and ONE JSON-RPC request. SECURITY: nothing else is accepted — no command, args,
@@ -90,7 +87,7 @@ export function executeStdioTool(servers: readonly ServerId[]): Tool {
 type Audit<D> = (deps: D, ctx: RequestContext, entry: AuditEntry) => Promise<void>;
 
 /** Runs one execute_stdio call: decision, then the arguments, then the rate limit, the request, the row. */
-export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDeps["db"] }>(
+export async function runExecuteStdio<D extends Pick<ToolCallDeps, "execute" | "db">>(
   deps: D,
   ctx: RequestContext,
   rawArgs: unknown,
@@ -139,9 +136,6 @@ export async function runExecuteStdio<D extends { execute: ExecuteFn; db: ToolDe
   } catch (error) {
     if (error instanceof RpcError || error instanceof McpError) throw error;
     await record("transport_error");
-    throw new RpcError(
-      ErrorCode.InternalError,
-      `The "${server}" server is not available right now; try again shortly.`,
-    );
+    throw serverUnavailable(server);
   }
 }

@@ -11,6 +11,8 @@ import { screenBody } from "./boundary.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
 import { GatewayError, invalidToken, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
+import { isModernRequest, isModernStreamRequest } from "./modern/request.ts";
+import { serveModern } from "./modern/serve.ts";
 import type { SessionEnv } from "./settings.ts";
 
 export const MCP_PATH = "/mcp";
@@ -70,25 +72,44 @@ export function createMcpHandler(options: McpHandlerOptions) {
       // SECURITY: a grant whose props we cannot read is treated as no grant at all.
       if (!props.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
       const url = new URL(request.url);
-      const routed = routeOf(request, url);
-      const { route, fresh } = routed;
-      let { sessionId } = routed;
-      const namespace = env.MCP_SESSIONS;
-      if (!namespace)
-        throw new GatewayError(503, ErrorCode.InternalError, "MCP sessions are not configured for this deployment.");
       const caller: Caller = {
         principal: props.data.principal,
         subjects: subjectsOf(props.data),
         clientId: ctx.auth?.clientId ?? null,
         authenticatedAtMs: props.data.authenticatedAtMs,
       };
+      const deps = {
+        db: database(env.DB),
+        keys: keysOnce,
+        insecureDevBridgeUrl: options.gateway.insecureDevBridgeUrl,
+        containers: env.BRIDGE,
+      };
+      // Both eras on one endpoint (MCP 2026-07-28, versioning: "a dual-era server selects its behavior
+      // from how the client opens"): a POST whose message carries modern `_meta` is served statelessly,
+      // before anything about sessions is looked at (its Mcp-Session-Id, if any, is ignored).
+      let read: Awaited<ReturnType<typeof readJsonMessage>> | null = null;
+      if (url.pathname === MCP_PATH && request.method === "POST") {
+        read = await readJsonMessage(request);
+        if (isModernRequest(request, read.message)) {
+          const refused = screenBody(read.message, { initializeAllowed: true });
+          if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
+          return await serveModern(deps, caller, request, read.message);
+        }
+      }
+      if (url.pathname === MCP_PATH && isModernStreamRequest(request)) throw methodNotAllowed();
+      const routed = routeOf(request, url);
+      const { route, fresh } = routed;
+      let { sessionId } = routed;
+      const namespace = env.MCP_SESSIONS;
+      if (!namespace)
+        throw new GatewayError(503, ErrorCode.InternalError, "MCP sessions are not configured for this deployment.");
       // SECURITY: every POST body (`/mcp` and `/sse/message`) is read and screened here, the one boundary
       // for size, JSON-RPC shape and nesting on every path (boundary.ts says why here). The bytes read are
       // passed on unchanged. A session's first POST also picks its id (direct-call.ts), and a POST of a
       // `d-` session may be a call that goes straight to a container.
       let body: ReadableStream | Uint8Array | null = request.body;
       if (request.method === "POST") {
-        const { bytes, message } = await readJsonMessage(request);
+        const { bytes, message } = read ?? (await readJsonMessage(request));
         const refused = screenBody(message, { initializeAllowed: fresh || route === "sse-message" });
         if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
         if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
@@ -96,12 +117,6 @@ export function createMcpHandler(options: McpHandlerOptions) {
         }
         const call = fresh || route !== "mcp" ? null : directCallOf(request, sessionId, message);
         if (call) {
-          const deps = {
-            db: database(env.DB),
-            keys: keysOnce,
-            insecureDevBridgeUrl: options.gateway.insecureDevBridgeUrl,
-            containers: env.BRIDGE,
-          };
           const direct = runDirectCall(deps, caller, sessionId, call);
           // The audit row is written even if the client goes away mid-call.
           ctx.waitUntil?.(direct.catch(() => {}));

@@ -29,13 +29,11 @@ import { GatewayError, jsonRpcErrorResponse, RpcError } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
 import { parseQualifiedName, qualifyUri } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
+import { INSTRUCTIONS, SERVER_INFO } from "./server-info.ts";
 import { SESSION_MAX_AGE_MS, type SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
-import { mayUseServer, registerToolHandlers } from "./tools.ts";
-
-const SERVER_INFO = { name: "hatago-auth", version: "0.1.0" } as const;
-const INSTRUCTIONS =
-  "Tools of several MCP servers, named <server>__<tool>. You see only the tools your organisation's policy grants you.";
+import { mayUseServer } from "./tool-list.ts";
+import { registerToolHandlers } from "./tools.ts";
 
 interface SessionMeta {
   readonly principal: string;
@@ -196,7 +194,11 @@ export class McpSession extends DurableObject<SessionEnv> {
     const backends = this.#backendsOf;
     const keys = this.#keys;
     if (!backends || !keys) return null;
-    return refuseInvalidAudited({ db: this.#db, auditKey: keys.audit, backends }, ctx, body);
+    return refuseInvalidAudited(
+      { db: this.#db, auditKey: keys.audit, liveTools: (s) => backends().tools(s) },
+      ctx,
+      body,
+    );
   }
 
   /**
@@ -219,7 +221,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       if (!(error instanceof GatewayError)) throw error;
       // The call is not sent, but it is still one decision and one row. A call the policy refuses is left
       // to the handler, which decides it without the bridge and answers as for a missing tool.
-      const decision = await decideTool({ backends }, ctx, target.server, target.name);
+      const decision = await decideTool({ liveTools: (s) => backends().tools(s) }, ctx, target.server, target.name);
       if (!decision.allow) return null;
       try {
         const digest = await argsDigest(keys.audit, request.params.arguments ?? {});
@@ -309,6 +311,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       db: this.#db,
       auditKey: keys.audit,
       backends,
+      liveTools: (s: ServerId) => backends().tools(s),
       execute: (s: ServerId, _principal: string, message: unknown) => executeOnBridge(fetchBridge, s, message),
       inFlight: {
         begin: (s: ServerId, id: string | number) => this.#inFlight.set(s, [...(this.#inFlight.get(s) ?? []), id]),

@@ -7,6 +7,7 @@ import { applyRedirectHeaders } from "../http/security-headers.ts";
 import { LoginError } from "../login/index.ts";
 import { checkAuthorizeQuery } from "./authorize-request.ts";
 import { consentPage } from "./consent.page.ts";
+import { withOriginResourceInQuery } from "./endpoint-resource.ts";
 import { type AppEnv, MCP_SCOPE, type OAuthRouteDeps } from "./routes.types.ts";
 
 /** The consent form carries a handle and a decision; a few KiB is plenty. */
@@ -21,7 +22,9 @@ export function mountAuthorize(app: Hono<AppEnv>, deps: OAuthRouteDeps): void {
   app.get("/authorize", async (c) => {
     const oauth = deps.oauth(c.env);
     checkAuthorizeQuery(new URL(c.req.url));
-    const request = await localOnly(() => oauth.parseAuthRequest(c.req.raw));
+    // `resource=<origin>/mcp` names this server too (endpoint-resource.ts): mapped before the library reads it.
+    const raw = withOriginResourceInQuery(c.req.raw, deps.config.publicUrl, deps.mcpEndpointPath);
+    const request = await localOnly(() => oauth.parseAuthRequest(raw));
     const details = await localOnly(() => oauth.describeConsent(request)); // before beginConsent: a failed lookup stores nothing
     const consent = await oauth.beginConsent(request);
     return consentPage(

@@ -1,6 +1,7 @@
 export { mountAuthorize } from "./authorize.routes.ts";
 export { mountCallback } from "./callback.routes.ts";
 export { namesNonPublicHost } from "./cimd-guard.ts";
+export { endpointMetadataPath, endpointMetadataResponse } from "./endpoint-resource.ts";
 export {
   AuthProps,
   authPropsFrom,

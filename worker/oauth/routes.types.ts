@@ -12,6 +12,8 @@ export interface AppEnv {
 export interface OAuthRouteDeps {
   readonly config: Config;
   readonly login: UpstreamLogin;
+  /** The MCP endpoint's path (`/mcp`): `resource=<origin><path>` names this server too (endpoint-resource.ts). */
+  readonly mcpEndpointPath: string;
   /** The OAuth library's helpers for this request's env (parse, consent, upstream state, complete). */
   oauth(env: Env): OAuthHelpers;
 }

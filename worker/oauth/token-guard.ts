@@ -3,6 +3,7 @@ import { writeAuditRow } from "../audit/audit.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
 import { refuseNonPublicCimdClient } from "./cimd-guard.ts";
+import { withOriginResourceInForm } from "./endpoint-resource.ts";
 import {
   type GrantRecord,
   type GrantRef,
@@ -20,6 +21,8 @@ export interface TokenGuardDeps {
   oauth(env: Env): Pick<OAuthHelpers, "revokeGrant">;
   /** The library's token endpoint. */
   forward(request: Request): Promise<Response>;
+  /** This server's origin and MCP endpoint path: `resource=<origin><path>` is mapped to the origin (endpoint-resource.ts). */
+  readonly endpointResource?: { readonly origin: string; readonly path: string };
 }
 
 /**
@@ -39,10 +42,15 @@ const REFUSED_STATUSES: ReadonlySet<number> = new Set([400, 401]);
  * The standing of the person (blocks, revocations) is checked by the library's `tokenExchangeCallback`
  * (token-standing.ts), on every token it issues.
  */
-export async function guardTokenEndpoint(request: Request, env: Env, deps: TokenGuardDeps): Promise<Response> {
-  const form = await readTokenForm(request);
-  if (form === "too_large") return tokenError(413, "invalid_request", "The request is too large");
-  if (form === null) return deps.forward(request); // not a form: the library refuses it itself
+export async function guardTokenEndpoint(received: Request, env: Env, deps: TokenGuardDeps): Promise<Response> {
+  const read = await readTokenForm(received);
+  if (read === "too_large") return tokenError(413, "invalid_request", "The request is too large");
+  if (read === null) return deps.forward(received); // not a form: the library refuses it itself
+  const mapped = deps.endpointResource
+    ? withOriginResourceInForm(received, read, deps.endpointResource.origin, deps.endpointResource.path)
+    : null;
+  const request = mapped?.request ?? received;
+  const form = mapped?.form ?? read;
   const refused = refuseNonPublicCimdClient(form);
   if (refused) return refused;
   const grantType = singleParam(form, "grant_type");

@@ -1,0 +1,294 @@
+import { env } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { compilePolicy, POLICIES } from "../../policies/index.ts";
+import { decodeSentinel } from "../../worker/mcp/modern/request.ts";
+import { Browser } from "./oauth/harness/browser.ts";
+import { mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
+import { OAuthTestClient, ORIGIN } from "./oauth/harness/oauth-client.ts";
+import { viaDefaultExport } from "./oauth/harness/workers.ts";
+
+/**
+ * The stateless 2026-07-28 path on /mcp (basic/transports/streamable-http, "Request Metadata" and "Server
+ * Validation"; basic/versioning), in workerd with real D1, KV and Durable Objects. No bridge runs here, so
+ * every case is answered before a server would be asked; the e2e file (test/e2e/gateway-modern.test.ts)
+ * runs real clients against real servers.
+ *
+ * People (policies/environments/dev.ts): erin may call everything__echo (researcher), not
+ * everything__get-env (admins only); dave holds nothing.
+ */
+const send = viaDefaultExport;
+const VERSION = "2026-07-28";
+
+async function tokenFor(person: string): Promise<string> {
+  const client = await OAuthTestClient.register(send);
+  const { code, pkce } = await signIn(new Browser(send), client, mockUpstream(person));
+  return (await tokens(await client.exchange(code, pkce.verifier))).access_token;
+}
+
+const meta = (version = VERSION) => ({
+  "io.modelcontextprotocol/protocolVersion": version,
+  "io.modelcontextprotocol/clientInfo": { name: "workers-test", version: "1.0.0" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+});
+
+interface Sent {
+  readonly method: string;
+  readonly params?: Record<string, unknown>;
+  readonly id?: number | null;
+  /** Headers as sent; `null` removes one of the defaults. */
+  readonly headers?: Record<string, string | null>;
+  readonly version?: string;
+}
+
+/** A modern POST: the mirrored headers from the body unless overridden. */
+async function modern(token: string, sent: Sent): Promise<Response> {
+  const params: Record<string, unknown> = { ...sent.params, _meta: meta(sent.version) };
+  const name = typeof params.name === "string" ? params.name : typeof params.uri === "string" ? params.uri : null;
+  const defaults: Record<string, string | null> = {
+    authorization: `Bearer ${token}`,
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-protocol-version": sent.version ?? VERSION,
+    "mcp-method": sent.method,
+    "mcp-name": name,
+  };
+  const headers = new Headers();
+  for (const [k, v] of Object.entries({ ...defaults, ...sent.headers })) if (v !== null) headers.set(k, v);
+  const id = sent.id === undefined ? 1 : sent.id;
+  const body =
+    id === null ? { jsonrpc: "2.0", method: sent.method, params } : { jsonrpc: "2.0", id, method: sent.method, params };
+  return send(new Request(`${ORIGIN}/mcp`, { method: "POST", headers, body: JSON.stringify(body) }));
+}
+
+interface Row {
+  action: string;
+  server: string | null;
+  tool: string | null;
+  decision: string;
+  reason: string;
+  session_id: string | null;
+}
+
+async function auditRows(principal: string): Promise<Row[]> {
+  const { results } = await env.DB.prepare(
+    "SELECT action, server, tool, decision, reason, session_id FROM audit_log WHERE principal = ? ORDER BY id",
+  )
+    .bind(principal)
+    .all<Row>();
+  return results;
+}
+
+let erin: string;
+let dave: string;
+beforeEach(async () => {
+  const compiled = await compilePolicy(POLICIES.dev);
+  await env.DB.batch(compiled.statements.map((s) => env.DB.prepare(s)));
+  erin = await tokenFor("erin");
+  dave = await tokenFor("dave");
+});
+
+describe("modern requests are served statelessly (versioning: a dual-era server selects by how the client opens)", () => {
+  it("server/discover answers the supported versions (modern and legacy), tools, serverInfo; no session id", async () => {
+    const res = await modern(erin, { method: "server/discover" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toBeNull();
+    const body = (await res.json()) as { result: Record<string, unknown> };
+    expect(body.result).toMatchObject({
+      resultType: "complete",
+      capabilities: { tools: {} },
+      _meta: { "io.modelcontextprotocol/serverInfo": { name: "hatago-auth" } },
+      cacheScope: "public",
+    });
+    expect(body.result.supportedVersions).toEqual(expect.arrayContaining([VERSION, "2025-11-25", "2024-11-05"]));
+  });
+
+  it("a modern notification is accepted with 202 and nothing else", async () => {
+    const res = await modern(erin, { method: "notifications/cancelled", id: null, params: { requestId: 1 } });
+    expect(res.status).toBe(202);
+  });
+
+  it("an unknown method is 404 with -32601 (streamable-http, Protocol Version Header)", async () => {
+    const res = await modern(erin, { method: "no/such-method" });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ id: 1, error: { code: -32601 } });
+  });
+
+  it("an unsupported version is 400 with -32022 listing what is supported (versioning, negotiation)", async () => {
+    const res = await modern(erin, { method: "tools/list", version: "1900-01-01" });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: number; data: { supported: string[]; requested: string } } };
+    expect(body.error.code).toBe(-32022);
+    expect(body.error.data.requested).toBe("1900-01-01");
+    expect(body.error.data.supported).toContain(VERSION);
+  });
+
+  it("GET and DELETE naming the modern revision are 405: it has no GET stream and no sessions", async () => {
+    for (const method of ["GET", "DELETE"]) {
+      const res = await send(
+        new Request(`${ORIGIN}/mcp`, {
+          method,
+          headers: { authorization: `Bearer ${erin}`, accept: "text/event-stream", "mcp-protocol-version": VERSION },
+        }),
+      );
+      expect(res.status, method).toBe(405);
+    }
+  });
+
+  it("a denied modern tools/call reads like a missing tool and is audited as a denial, with no session", async () => {
+    const res = await modern(dave, { method: "tools/call", params: { name: "everything__echo", arguments: {} } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      id: 1,
+      error: { code: -32602, message: "Tool everything__echo not found" },
+    });
+    expect(await auditRows("mock:dave")).toContainEqual({
+      action: "tools/call",
+      server: "everything",
+      tool: "echo",
+      decision: "deny",
+      reason: "tool_not_granted",
+      session_id: null,
+    });
+  });
+
+  it("tools/list for a caller with nothing is empty (nothing asked of any server)", async () => {
+    const res = await modern(dave, { method: "tools/list" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ result: { resultType: "complete", tools: [], cacheScope: "private" } });
+  });
+});
+
+describe("hostile: header/body mismatch is refused before any decision (streamable-http, Server Validation, -32020)", () => {
+  const refusedBeforeDeciding = async (res: Response, principal: string, rowsBefore: number) => {
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: -32020 } });
+    expect((await auditRows(principal)).length).toBe(rowsBefore);
+  };
+
+  it("MCP-Protocol-Version differs from the body's _meta", async () => {
+    const before = (await auditRows("mock:erin")).length;
+    const res = await modern(erin, { method: "tools/list", headers: { "mcp-protocol-version": "2025-11-25" } });
+    await refusedBeforeDeciding(res, "mock:erin", before);
+  });
+
+  it("Mcp-Method differs from the body's method", async () => {
+    const before = (await auditRows("mock:erin")).length;
+    const res = await modern(erin, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: { message: "x" } },
+      headers: { "mcp-method": "tools/list" },
+    });
+    await refusedBeforeDeciding(res, "mock:erin", before);
+  });
+
+  it("a forbidden tool in Mcp-Name with an allowed one in the body", async () => {
+    const before = (await auditRows("mock:erin")).length;
+    const res = await modern(erin, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: { message: "x" } },
+      headers: { "mcp-name": "everything__get-env" },
+    });
+    await refusedBeforeDeciding(res, "mock:erin", before);
+  });
+
+  it("an allowed tool in Mcp-Name with a forbidden one in the body", async () => {
+    const before = (await auditRows("mock:erin")).length;
+    const res = await modern(erin, {
+      method: "tools/call",
+      params: { name: "everything__get-env", arguments: {} },
+      headers: { "mcp-name": "everything__echo" },
+    });
+    await refusedBeforeDeciding(res, "mock:erin", before);
+  });
+
+  for (const missing of ["mcp-protocol-version", "mcp-method", "mcp-name"]) {
+    it(`missing ${missing} on a tools/call`, async () => {
+      const before = (await auditRows("mock:erin")).length;
+      const res = await modern(erin, {
+        method: "tools/call",
+        params: { name: "everything__echo", arguments: { message: "x" } },
+        headers: { [missing]: null },
+      });
+      await refusedBeforeDeciding(res, "mock:erin", before);
+    });
+  }
+
+  it("a header saying modern over a body without _meta is refused, not sent to a session", async () => {
+    const res = await send(
+      new Request(`${ORIGIN}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${erin}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": VERSION,
+          "mcp-method": "tools/list",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: -32020 } });
+  });
+
+  it("Mcp-Name as a Base64 sentinel is decoded before comparing: equal passes, different is refused", async () => {
+    const encode = (s: string) => `=?base64?${btoa(String.fromCharCode(...new TextEncoder().encode(s)))}?=`;
+    const same = await modern(dave, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: {} },
+      headers: { "mcp-name": encode("everything__echo") },
+    });
+    expect(same.status).toBe(200);
+    expect(await same.json()).toMatchObject({ error: { message: "Tool everything__echo not found" } });
+    const other = await modern(dave, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: {} },
+      headers: { "mcp-name": encode("everything__get-env") },
+    });
+    expect(other.status).toBe(400);
+    expect(await other.json()).toMatchObject({ error: { code: -32020 } });
+  });
+
+  it("a modern request carrying a legacy session id is served statelessly: the id is ignored and not echoed", async () => {
+    // Open a real legacy session for erin, then send a modern request naming it.
+    const init = await send(
+      new Request(`${ORIGIN}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${erin}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "legacy", version: "1" } },
+        }),
+      }),
+    );
+    const session = init.headers.get("mcp-session-id");
+    await init.text();
+    expect(session).toBeTruthy();
+    const res = await modern(dave, { method: "tools/list", headers: { "mcp-session-id": session } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toBeNull();
+    // dave, who holds nothing, sees nothing through erin's session id.
+    expect(await res.json()).toMatchObject({ result: { tools: [] } });
+    const rows = await auditRows("mock:dave");
+    expect(rows.every((r) => r.session_id === null)).toBe(true);
+  });
+});
+
+describe("Mcp-Name Base64 sentinel decoding (streamable-http, Value Encoding)", () => {
+  it("decodes the revision's examples and refuses what is not validly encoded", () => {
+    expect(decodeSentinel("us-west1")).toBe("us-west1");
+    expect(decodeSentinel("=?base64?SGVsbG8sIOS4lueVjA==?=")).toBe("Hello, 世界");
+    expect(decodeSentinel("=?base64?IHBhZGRlZCA=?=")).toBe(" padded ");
+    expect(decodeSentinel("=?base64?bGluZTEKbGluZTI=?=")).toBe("line1\nline2");
+    expect(decodeSentinel("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=")).toBe("=?base64?literal?=");
+    expect(decodeSentinel("=?base64?not base64?=")).toBeNull();
+    expect(decodeSentinel("=?base64?/w==?=")).toBeNull(); // not UTF-8
+    expect(decodeSentinel("héllo")).toBeNull();
+  });
+});

@@ -1,0 +1,172 @@
+import { type CallToolRequest, CallToolRequestSchema, ErrorCode, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { Kysely } from "kysely";
+import { BRIDGE_ROUTES, type BridgeKey } from "../../../container/src/contract.ts";
+import type { ServerId } from "../../../policies/catalog.ts";
+import { type Caller, loadRequestContext } from "../../authz/request-context.ts";
+import { bridgeFetchFor, executeOnBridge } from "../../bridge/router.ts";
+import type { Database } from "../../db/database.ts";
+import { refuseInvalidAudited } from "../audited.ts";
+import type { ToolCallDeps } from "../deps.types.ts";
+import { GatewayError, jsonRpcErrorResponse } from "../errors.ts";
+import { INSTRUCTIONS, SERVER_INFO } from "../server-info.ts";
+import { answerMessage, callTool, outcomeOfReply, type SendCall } from "../tool-call.ts";
+import { listTools } from "../tool-list.ts";
+import { ALL_PROTOCOL_VERSIONS, checkModernRequest, type ModernRequest } from "./request.ts";
+
+/**
+ * The stateless 2026-07-28 path on `/mcp`. Each request stands alone: its token was checked by the OAuth
+ * provider, it is authorized on its own (one D1 read: grants, standing, rate window), and its tools/call
+ * goes through the one tool call (tool-call.ts), sent with ONE request to the server's container on the
+ * bridge's `/execute` (one JSON-RPC request to the server's process). No session object, no bridge
+ * session, no `Mcp-Session-Id` (one sent is ignored and never echoed: this request is not part of it).
+ *
+ * Served: `server/discover`, `ping`, `tools/list`, `tools/call`. Any other method is 404 with -32601, as
+ * the revision asks of a method the server does not implement, and `server/discover` advertises only
+ * `tools`, so a client knows not to ask (README, Limitations).
+ */
+export interface ModernDeps {
+  readonly db: Kysely<Database>;
+  readonly keys: () => Promise<{ readonly bridge: BridgeKey; readonly audit: CryptoKey }>;
+  readonly insecureDevBridgeUrl: string | null;
+  readonly containers: DurableObjectNamespace | undefined;
+}
+
+/** Lists change whenever the policy does: cached by nobody. Discovery says the same to everyone. */
+const LIST_TTL_MS = 0;
+const DISCOVER_TTL_MS = 5 * 60_000;
+/** Bounds one server's pages of tools/list, like the session path (backends.ts). */
+const MAX_LIST_PAGES = 20;
+/** Request ids toward the bridge: never the client's, so equal ids of two callers never meet. */
+const MODERN_ID_PREFIX = "hatago-modern:";
+
+export async function serveModern(
+  deps: ModernDeps,
+  caller: Caller,
+  request: Request,
+  message: unknown,
+): Promise<Response> {
+  try {
+    return await serve(deps, caller, request, message);
+  } catch (error) {
+    // Refusals answer the request's id when it has a usable one (the revision's error examples do).
+    if (error instanceof GatewayError) return jsonRpcErrorResponse(error, idOf(message), request.url);
+    throw error;
+  }
+}
+
+function idOf(message: unknown): string | number | null {
+  if (typeof message !== "object" || message === null) return null;
+  const id = Reflect.get(message, "id");
+  return typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id)) ? id : null;
+}
+
+async function serve(deps: ModernDeps, caller: Caller, request: Request, message: unknown): Promise<Response> {
+  const checked = checkModernRequest(request, message);
+  const id = checked.id;
+  // A notification is accepted and has nothing to do: there is no session for it to change.
+  if (id === null) return new Response(null, { status: 202 });
+  const modern = { ...checked, id };
+  switch (modern.method) {
+    case "server/discover":
+      return json(modern.id, discoverResult());
+    case "ping":
+      return json(modern.id, { resultType: "complete" });
+    case "tools/list":
+    case "tools/call":
+      return await serveTools(deps, caller, request, modern);
+    default:
+      throw new GatewayError(404, ErrorCode.MethodNotFound, `Method not found: ${modern.method.slice(0, 64)}`);
+  }
+}
+
+function discoverResult() {
+  return {
+    resultType: "complete",
+    supportedVersions: [...ALL_PROTOCOL_VERSIONS],
+    capabilities: { tools: {} },
+    _meta: { "io.modelcontextprotocol/serverInfo": SERVER_INFO },
+    instructions: INSTRUCTIONS,
+    ttlMs: DISCOVER_TTL_MS,
+    cacheScope: "public",
+  };
+}
+
+async function serveTools(
+  deps: ModernDeps,
+  caller: Caller,
+  request: Request,
+  modern: ModernRequest & { readonly id: string | number },
+): Promise<Response> {
+  const keys = deps.keys();
+  const ctx = await loadRequestContext(deps.db, caller, null);
+  const { bridge, audit } = await keys;
+  const fetchBridge = bridgeFetchFor(
+    { key: bridge, insecureDevBridgeUrl: deps.insecureDevBridgeUrl, containers: deps.containers },
+    caller.principal,
+  );
+  // Closing the response stream cancels the call toward the child: the bridge cancels a call whose
+  // request goes away (container/src/execute.ts).
+  const rpc = async (server: ServerId, method: string, params: unknown) => {
+    const id = `${MODERN_ID_PREFIX}${crypto.randomUUID()}`;
+    const response = await fetchBridge(server, BRIDGE_ROUTES.execute, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ server, message: { jsonrpc: "2.0", id, method, params } }),
+      signal: request.signal,
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`bridge answered ${response.status}: ${text.slice(0, 200)}`);
+    return { reply: JSON.parse(text) as unknown, id };
+  };
+  const liveTools = async (server: ServerId): Promise<Tool[]> => {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const { reply, id } = await rpc(server, "tools/list", cursor ? { cursor } : {});
+      const outcome = outcomeOfReply(reply, id);
+      if (outcome.kind !== "result") throw new Error(`tools/list of ${server} failed`);
+      const listed = (outcome.result as { tools?: unknown; nextCursor?: unknown }).tools;
+      if (!Array.isArray(listed)) throw new Error(`tools/list of ${server} has no tools`);
+      tools.push(...(listed as Tool[]));
+      const next = (outcome.result as { nextCursor?: unknown }).nextCursor;
+      cursor = typeof next === "string" ? next : undefined;
+      if (!cursor) break;
+    }
+    return tools;
+  };
+  const core: ToolCallDeps = {
+    db: deps.db,
+    auditKey: audit,
+    liveTools,
+    execute: (server, _principal, message) => executeOnBridge(fetchBridge, server, message),
+  };
+
+  if (modern.method === "tools/list") {
+    const tools = await listTools(ctx, liveTools);
+    return json(modern.id, { resultType: "complete", tools, ttlMs: LIST_TTL_MS, cacheScope: "private" });
+  }
+  // An invalid call is refused after its decision, with its one row, like on every path (audited.ts).
+  const message = { jsonrpc: "2.0", id: modern.id, method: modern.method, params: modern.params };
+  const refused = await refuseInvalidAudited(core, ctx, message);
+  if (refused) {
+    const body = { jsonrpc: "2.0", id: modern.id, error: { code: refused.error.code, message: refused.error.message } };
+    return new Response(JSON.stringify(body), { status: refused.status, headers: JSON_HEADERS });
+  }
+  const params = CallToolRequestSchema.shape.params.parse(modern.params) as CallToolRequest["params"];
+  const send: SendCall = async (server, sent) => {
+    const { reply, id } = await rpc(server, "tools/call", sent);
+    return outcomeOfReply(reply, id);
+  };
+  const answer = await callTool(core, ctx, params, send);
+  // The modern path always sends; `not_sent` is the direct path's alone.
+  if (answer.kind === "not_sent") throw new Error("the modern path's call was not sent");
+  const body = answerMessage(modern.id, answer);
+  if ("result" in body) return json(modern.id, { ...body.result, resultType: "complete" });
+  return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+}
+
+const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" } as const;
+
+function json(id: string | number, result: Record<string, unknown>): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id, result }), { status: 200, headers: JSON_HEADERS });
+}
