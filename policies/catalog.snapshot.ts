@@ -284,5 +284,20 @@ export const catalogSnapshot = {
         "level": "read"
       }
     }
+  },
+  "whoami-upstream": {
+    "server": {
+      "name": "hatago-whoami-upstream",
+      "version": "1.0.0"
+    },
+    "tools": {
+      "whoami": {
+        "annotations": {
+          "openWorldHint": true,
+          "readOnlyHint": true
+        },
+        "level": "read"
+      }
+    }
   }
 } as const satisfies Record<string, ServerSnapshot>;

@@ -1,4 +1,4 @@
-import type { CatalogEntry } from "./catalog.types.ts";
+import type { CatalogEntry, ConnectionSpec } from "./catalog.types.ts";
 
 /**
  * The servers this gateway runs. Ids are the per-server prefix clients see (`memory__read_graph`), so
@@ -50,6 +50,19 @@ export const catalog = {
       crash: "admin",
     },
   },
+  "whoami-upstream": {
+    title: "Who am I upstream (a demo of a server that acts as each person)",
+    // Calls the upstream's userinfo endpoint with the token of the person it runs for: proof of whom the
+    // process acts as. Standard library only, like notes.
+    install: { runtime: "python", files: ["servers/whoami-upstream/server.py"] },
+    argv: ["python", "./servers/whoami-upstream/server.py"],
+    // The userinfo URL is the stack's (the mock provider's locally, a fake upstream in tests), not a secret.
+    env: { inherit: ["WHOAMI_UPSTREAM_USERINFO_URL"] },
+    isolation: "per-user",
+    idleTimeoutSeconds: 300,
+    toolLevels: {},
+    connection: { provider: "demo", scopes: ["profile"], as: "env", name: "UPSTREAM_ACCESS_TOKEN" },
+  },
 } as const satisfies Record<string, CatalogEntry>;
 
 export type Catalog = typeof catalog;
@@ -60,6 +73,17 @@ export const SERVER_IDS = Object.keys(catalog).sort() as ServerId[];
 export function isServerId(value: unknown): value is ServerId {
   // Exact, own-property match: no case folding, no prototype keys such as "constructor".
   return typeof value === "string" && Object.hasOwn(catalog, value);
+}
+
+/** The connection a server declares, or null. */
+export function connectionOf(id: ServerId): ConnectionSpec | null {
+  const entry: CatalogEntry = catalog[id];
+  return entry.connection ?? null;
+}
+
+/** The servers that act with a provider's connection (shown on its connect page; their processes get the token). */
+export function serversUsingProvider(provider: string): ServerId[] {
+  return SERVER_IDS.filter((id) => connectionOf(id)?.provider === provider);
 }
 
 /** The isolation a server runs with (`per-user` unless the entry says otherwise). */

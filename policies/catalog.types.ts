@@ -67,6 +67,27 @@ export interface SecretSpec {
   readonly optional?: boolean;
 }
 
+/**
+ * A person's own upstream account the server acts with (issue 17: "connections"). Only `per-user` servers
+ * may declare one (a test refuses it elsewhere): a shared process would hold several people's tokens.
+ * The person connects once at `/connect/<provider>`; the bridge fetches that person's token from the Worker
+ * right before it starts their process, and restarts the process when the token changed (a refresh, a new
+ * connection) or is gone (a disconnect, a block).
+ */
+export interface ConnectionSpec {
+  /** A provider id the Worker is configured with (HATAGO_CONNECT_PROVIDERS), e.g. `github`. */
+  readonly provider: string;
+  /** The upstream scopes the server needs; shown on the connect page and asked for upstream. */
+  readonly scopes: readonly string[];
+  /**
+   * `env`: the environment variable `name` holds the access token. `file`: the token is written (mode 0600)
+   * to a file in the process's private directory, never saved with its state, and `<name>_FILE` names it.
+   */
+  readonly as: "env" | "file";
+  /** The variable the server expects, e.g. `GITHUB_PERSONAL_ACCESS_TOKEN`. */
+  readonly name: string;
+}
+
 /** One stdio MCP server the gateway can run. */
 export interface CatalogEntry {
   /** Shown to people (consent page, README). */
@@ -104,6 +125,8 @@ export interface CatalogEntry {
   readonly toolLevels?: Readonly<Record<string, Level>>;
   /** Secrets by the name the server expects (`GITHUB_TOKEN`), and how each reaches the process. */
   readonly secrets?: Readonly<Record<string, SecretSpec>>;
+  /** The person's own upstream account this server acts with (per-user servers only). */
+  readonly connection?: ConnectionSpec;
 }
 
 /** A server's tools as recorded by `npm run catalog:snapshot`. */

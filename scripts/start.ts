@@ -43,6 +43,7 @@ Hatago Auth is running (local mode: mock login, dev policy).
   MCP endpoint:   ${mcpUrl}
   Legacy SSE:     ${url}/sse
   Metadata:       ${url}/.well-known/oauth-authorization-server
+  Connections:    ${url}/connect   (a mock upstream "demo" account; whoami-upstream__whoami acts with it)
 
 Connect a client:
   MCP Inspector:  npx @modelcontextprotocol/inspector   → Transport "Streamable HTTP", URL ${mcpUrl}

@@ -1,11 +1,22 @@
 import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from "@cloudflare/workers-oauth-provider";
 import { Hono } from "hono";
-import { BRIDGE_STATE_PATH_PREFIX } from "../container/src/contract.ts";
+import {
+  BRIDGE_CONNECTION_PATH_PREFIX,
+  BRIDGE_STATE_PATH_PREFIX,
+  importBridgeKey,
+  ReplayCache,
+} from "../container/src/contract.ts";
 import { ADMIN_PATH, createAdminRoutes } from "./admin/admin.routes.ts";
 import { createConsole, isConsolePath } from "./admin/console.routes.ts";
 import { CONSOLE_SCRIPT_PATH, consoleScriptResponse } from "./admin/console.script.ts";
 import { devBridgeStateRoute } from "./bridge/state.ts";
 import type { Config } from "./config.ts";
+import {
+  connectRuntime,
+  createConnectRoutes,
+  handleBridgeConnectionRequest,
+  registerEvictRoute,
+} from "./connect/index.ts";
 import type { Env } from "./env.ts";
 import { healthRoute } from "./health.ts";
 import { PROTECTED_RESOURCE_METADATA_PATH } from "./http/bearer.ts";
@@ -18,6 +29,8 @@ import { createMcpHandler, MCP_PATH, SSE_PATH } from "./mcp/index.ts";
 import {
   type AppEnv,
   apiApp,
+  endpointMetadataPath,
+  endpointMetadataResponse,
   guardTokenEndpoint,
   mountAuthorize,
   mountCallback,
@@ -49,6 +62,7 @@ export function createWorker(config: Config): HatagoWorker {
   const deps = {
     config,
     login,
+    mcpEndpointPath: MCP_PATH,
     oauth: (env: Env) => {
       if (!options) throw new Error("OAuth routes called before the provider was built");
       // Helpers built from our own options, never the `env.OAUTH_PROVIDER` the library may have left on a shared env.
@@ -56,6 +70,7 @@ export function createWorker(config: Config): HatagoWorker {
     },
   };
 
+  let tokenEndpoint: ((request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>) | undefined;
   const health = healthRoute(config, login.provider);
   app.get("/health", (c) => health(c.env));
   app.get(STYLESHEET_PATH, () => stylesheetResponse());
@@ -65,6 +80,38 @@ export function createWorker(config: Config): HatagoWorker {
   // Local development only (HATAGO_INSECURE_DEV_BRIDGE_URL): the bridge process's state requests.
   const devState = devBridgeStateRoute(config.gateway);
   if (devState) app.on(["GET", "PUT"], `${BRIDGE_STATE_PATH_PREFIX}*`, (c) => devState(c.req.raw, c.env));
+  // Connections (issue 17): people's own upstream accounts, at /connect; off when no provider is configured.
+  const bridgeKey = importBridgeKey(config.gateway.bridgeSecret);
+  const evictRoute = { key: () => bridgeKey, insecureDevBridgeUrl: config.gateway.insecureDevBridgeUrl };
+  registerEvictRoute(evictRoute);
+  const connect = connectRuntime(config.connect, config.publicUrl, evictRoute);
+  if (config.connect.providers.length > 0) {
+    app.route(
+      "/",
+      createConnectRoutes(connect, {
+        publicUrl: config.publicUrl,
+        login,
+        oauth: deps.oauth,
+        token: (request, env, ctx) => {
+          if (!tokenEndpoint) throw new Error("connect routes called before the provider was built");
+          return tokenEndpoint(request, env, ctx);
+        },
+      }),
+    );
+    // Local development only (HATAGO_INSECURE_DEV_BRIDGE_URL): the bridge process's connection requests.
+    if (config.gateway.insecureDevBridgeUrl !== null) {
+      const replay = new ReplayCache(10_000);
+      app.get(`${BRIDGE_CONNECTION_PATH_PREFIX}*`, async (c) =>
+        handleBridgeConnectionRequest(c.req.raw, {
+          runtime: connect,
+          key: await bridgeKey,
+          replay,
+          env: c.env,
+          containerId: null,
+        }),
+      );
+    }
+  }
   app.notFound((c) => c.json({ error: "not_found" }, 404));
   app.onError((error, c) => {
     if (error instanceof HttpError) {
@@ -88,6 +135,8 @@ export function createWorker(config: Config): HatagoWorker {
     defaultHandler: { fetch: (request, env, ctx) => app.fetch(request, env, ctx) },
   });
   const provider = new OAuthProvider<Env>(options);
+  tokenEndpoint = (request, env, ctx) =>
+    guardTokenEndpoint(request, env, { oauth: deps.oauth, forward: (r) => provider.fetch(r, env, ctx) });
   // The admin console (browser sessions); the JSON API under /admin/ stays a bearer-token route above.
   const adminConsole = createConsole({
     config,
@@ -128,7 +177,20 @@ export function createWorker(config: Config): HatagoWorker {
           return await guardTokenEndpoint(request, ownEnv, {
             oauth: deps.oauth,
             forward: (r) => provider.fetch(r, ownEnv, ctx),
+            endpointResource: { origin: config.publicUrl, path: MCP_PATH },
           });
+        }
+        if (
+          url.pathname === endpointMetadataPath(MCP_PATH) &&
+          (request.method === "GET" || request.method === "HEAD")
+        ) {
+          // RFC 9728 §3.1: the endpoint's own metadata location, built from the library's root document.
+          const root = new Request(`${config.publicUrl}${PROTECTED_RESOURCE_METADATA_PATH}`, {
+            method: "GET",
+            headers: request.headers,
+          });
+          const answered = await provider.fetch(root, ownEnv, ctx);
+          return await endpointMetadataResponse(answered, config.publicUrl, MCP_PATH, request.method);
         }
         return withUnauthorizedBody(await provider.fetch(request, ownEnv, ctx));
       } catch (error) {

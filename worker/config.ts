@@ -69,6 +69,32 @@ export interface Config {
    * The Worker then also verifies the Access JWT on every admin request, not only the edge.
    */
   readonly adminAccess: { readonly teamDomain: string; readonly aud: string } | null;
+  /** Upstream accounts people connect (issue 17, worker/connect/): none configured = the feature is off. */
+  readonly connect: ConnectConfig;
+}
+
+export const CONNECT_PROVIDER_KINDS = ["github", "oauth2", "mock"] as const;
+export type ConnectProviderKind = (typeof CONNECT_PROVIDER_KINDS)[number];
+
+/** One upstream provider people connect their own account of (distinct from the login provider). */
+export interface ConnectProviderConfig {
+  /** Catalog entries name it (`connection.provider`); in URLs: `/connect/<id>`. */
+  readonly id: string;
+  readonly kind: ConnectProviderKind;
+  /** Shown to people: "Connect your GitHub account". */
+  readonly label: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly authorizationUrl: string;
+  readonly tokenUrl: string;
+  /** An upstream token endpoint that has not answered in this long has failed. */
+  readonly timeoutMs: number;
+}
+
+export interface ConnectConfig {
+  readonly providers: readonly ConnectProviderConfig[];
+  /** The sealing key ring (worker/connect/token-seal.ts): the first seals, all open. Empty without providers. */
+  readonly keys: readonly { readonly id: string; readonly raw: Uint8Array }[];
 }
 
 export interface GatewaySettings {
@@ -116,13 +142,14 @@ export function parseConfig(env: object): ConfigResult {
   const allowedOrigins = read.originList("HATAGO_ALLOWED_ORIGINS", environment);
   const gateway = parseGateway(read, environment, warnings);
   const adminAccess = parseAdminAccess(read, login);
+  const connect = parseConnect(read, environment, publicUrl, warnings);
 
   if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined || !gateway) {
     return { ok: false, problems };
   }
   return {
     ok: true,
-    config: { environment, publicUrl, login, tokens, allowedOrigins, gateway, adminAccess },
+    config: { environment, publicUrl, login, tokens, allowedOrigins, gateway, adminAccess, connect },
     warnings,
   };
 }
@@ -232,6 +259,114 @@ function parseLogin(read: Reader, environment: Environment | undefined, warnings
         groupsClaim,
       };
     }
+  }
+}
+
+const CONNECT_PROVIDER_ID = /^[a-z][a-z0-9-]{0,31}$/;
+/** `<id>:<base64 of 32 bytes>`; ids are short names an operator picks (k1, 2026-11). */
+const CONNECTION_KEY = /^([A-Za-z0-9._-]{1,32}):([A-Za-z0-9+/_-]{43}=?)$/;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000; // like the login's upstream requests (login/upstream-http.ts)
+const GITHUB_AUTHORIZATION_URL = "https://github.com/login/oauth/authorize";
+const GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token";
+
+/** `HATAGO_CONNECT_<ID>_<NAME>`: the provider id upper-cased, `-` as `_`. */
+export function connectSetting(id: string, name: string): string {
+  return `HATAGO_CONNECT_${id.toUpperCase().replaceAll("-", "_")}_${name}`;
+}
+
+function parseConnect(
+  read: Reader,
+  environment: Environment | undefined,
+  publicUrl: string | undefined,
+  warnings: string[],
+): ConnectConfig {
+  const ids = [
+    ...new Set(read.list("HATAGO_CONNECT_PROVIDERS", CONNECT_PROVIDER_ID, "provider ids ([a-z][a-z0-9-]*)")),
+  ];
+  if (ids.length === 0) return { providers: [], keys: [] };
+  const providers: ConnectProviderConfig[] = [];
+  for (const id of ids) {
+    const kindSetting = connectSetting(id, "KIND");
+    const kind = read.oneOf(kindSetting, CONNECT_PROVIDER_KINDS);
+    const label = read.optional(connectSetting(id, "LABEL"), /^[^<>&"]{1,64}$/);
+    const timeoutMs = Number(
+      read.optional(connectSetting(id, "TIMEOUT_MS"), /^[0-9]{3,5}$/) ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
+    if (kind === undefined) continue;
+    if (kind === "mock") {
+      // SECURITY: the mock upstream lets anyone be anyone upstream. Local development and tests only.
+      if (environment === "prod") {
+        read.fail(
+          kindSetting,
+          "mock is for local development and tests only and is refused when HATAGO_ENVIRONMENT=prod",
+        );
+        continue;
+      }
+      if (environment === "staging") warnings.push(`${kindSetting}=mock: anyone can connect any upstream identity`);
+      const base = `${publicUrl ?? ""}/connect/mock-upstream/${id}`;
+      providers.push({
+        id,
+        kind,
+        label: label ?? `${id} (mock upstream)`,
+        clientId: "mock",
+        clientSecret: "mock",
+        authorizationUrl: `${base}/authorize`,
+        tokenUrl: `${base}/token`,
+        timeoutMs,
+      });
+      continue;
+    }
+    const when = `when ${kindSetting}=${kind}`;
+    const clientId = read.required(connectSetting(id, "CLIENT_ID"), when, OIDC_CLIENT_ID);
+    const clientSecret = read.required(connectSetting(id, "CLIENT_SECRET"), when);
+    let authorizationUrl: string | undefined = GITHUB_AUTHORIZATION_URL;
+    let tokenUrl: string | undefined = GITHUB_TOKEN_URL;
+    if (kind === "oauth2") {
+      authorizationUrl = read.endpoint(connectSetting(id, "AUTHORIZATION_URL"), environment);
+      tokenUrl = read.endpoint(connectSetting(id, "TOKEN_URL"), environment);
+    }
+    if (!clientId || !clientSecret || !authorizationUrl || !tokenUrl) continue;
+    providers.push({
+      id,
+      kind,
+      label: label ?? (kind === "github" ? "GitHub" : id),
+      clientId,
+      clientSecret,
+      authorizationUrl,
+      tokenUrl,
+      timeoutMs,
+    });
+  }
+  return { providers, keys: parseConnectionKeys(read) };
+}
+
+function parseConnectionKeys(read: Reader): { id: string; raw: Uint8Array }[] {
+  const setting = "HATAGO_CONNECTION_KEYS";
+  const value = read.raw(setting);
+  if (value === undefined) {
+    read.fail(setting, "is required when HATAGO_CONNECT_PROVIDERS is set: <id>:<base64 of 32 random bytes>[,<older>]");
+    return [];
+  }
+  const keys: { id: string; raw: Uint8Array }[] = [];
+  for (const item of value.split(/\s*,\s*/)) {
+    const match = CONNECTION_KEY.exec(item);
+    const raw = match?.[2] ? decodeBase64(match[2]) : null;
+    if (!match?.[1] || raw?.byteLength !== 32 || keys.some((k) => k.id === match[1])) {
+      read.fail(setting, "must be a list of <id>:<base64 of 32 random bytes> with distinct ids");
+      return [];
+    }
+    keys.push({ id: match[1], raw });
+  }
+  return keys;
+}
+
+function decodeBase64(text: string): Uint8Array | null {
+  try {
+    const b64 = text.replaceAll("-", "+").replaceAll("_", "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    return null;
   }
 }
 
@@ -347,6 +482,19 @@ class Reader {
       setting,
       "must use https (plain http is accepted only for a loopback host when HATAGO_ENVIRONMENT=dev)",
     );
+  }
+
+  /** An upstream endpoint: https, or plain http to a loopback host when HATAGO_ENVIRONMENT=dev (a local fake). */
+  endpoint(setting: string, environment: Environment | undefined): string | undefined {
+    const value = this.raw(setting);
+    if (value === undefined) return this.fail(setting, "is required for an oauth2 provider");
+    const url = URL.parse(value);
+    if (!url || url.username || url.password || url.hash)
+      return this.fail(setting, "must be an absolute URL without credentials or fragment");
+    if (url.protocol === "https:") return url.toString();
+    // SECURITY: plain http only for a loopback address in local development (a fake upstream in tests).
+    if (url.protocol === "http:" && isLoopbackHost(url.hostname) && environment === "dev") return url.toString();
+    return this.fail(setting, "must use https (plain http only for a loopback host when HATAGO_ENVIRONMENT=dev)");
   }
 
   issuer(setting: string): string | undefined {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BridgeConfig } from "./config.ts";
+import { httpConnectionSource } from "./connections.ts";
 import type { BridgeContext } from "./context.ts";
 import { importBridgeKey, ReplayCache } from "./contract.ts";
 import type { Logger } from "./log.ts";
@@ -30,7 +31,12 @@ export async function startBridge(config: BridgeConfig, log: Logger, appRoot: st
       message: "HATAGO_BRIDGE_STATE_URL is not set: data directories live only on this machine's disk",
     });
   }
-  const pool = new ServerPool(config, log, appRoot, store);
+  // Connection requests (issue 17) go bridge → Worker too, with `connection` credentials the bridge mints.
+  const connections =
+    config.connectionsUrl === null
+      ? null
+      : httpConnectionSource(config.connectionsUrl, await importBridgeKey(config.secret));
+  const pool = new ServerPool(config, log, appRoot, store, connections);
   await pool.checkInstalled();
   const ctx: BridgeContext = {
     config,

@@ -82,6 +82,8 @@ export class ChildSupervisor {
   #parkedUntil = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
+  /** A start was asked for during a stop: it runs once the stopped process's exit is processed. */
+  #startAfterStop = false;
   #abortReason: string | undefined;
 
   constructor(options: SupervisorOptions) {
@@ -110,8 +112,10 @@ export class ChildSupervisor {
       case "backoff":
         return true;
       case "stopping":
-        // A stop in progress finishes first; the caller's demand restarts it afterwards.
-        void this.#stopping?.then(() => this.ensureStarted());
+        // A stop in progress finishes first; the caller's demand restarts it afterwards, in #afterExit. Not on
+        // `#stopping`: that resolves on `exit`, before `close` processes the exit, and is already cleared then
+        // (a restart asked for in between was lost, and the call waiting for it timed out).
+        this.#startAfterStop = true;
         return true;
       case "parked":
         if (Date.now() < this.#parkedUntil) return false;
@@ -194,9 +198,12 @@ export class ChildSupervisor {
   #afterExit(code: number | null, signal: string | null, expected: boolean): void {
     this.#lastExit = { code, signal, at: new Date().toISOString() };
     this.#o.log[expected ? "info" : "warn"]("child.exited", { child: this.#o.label, code, signal, expected });
+    const startAgain = this.#startAfterStop;
+    this.#startAfterStop = false;
     if (expected) {
       this.#state = "stopped";
       this.#o.onExit(true);
+      if (startAgain && this.#state === "stopped") void this.#spawn();
       return;
     }
     // The reason is, in order: why we killed it, else its exit status, else the launch/spawn error.

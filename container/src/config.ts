@@ -24,6 +24,12 @@ export interface BridgeConfig {
    * container's Durable Object intercepts; locally the Worker's URL. `null`: not persisted (a warning at start).
    */
   readonly stateUrl: string | null;
+  /**
+   * Where the bridge asks for a person's upstream token (issue 17: servers with a `connection`): deployed, the
+   * connection host the container's Durable Object intercepts; locally the Worker's URL. `null`: such servers
+   * run without a token and every call answers that connections are not available here.
+   */
+  readonly connectionsUrl: string | null;
   /** While a process runs, its data directory is saved at least this often (when it changed). */
   readonly stateSaveIntervalMs: number;
   /**
@@ -82,6 +88,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): B
     replayCacheEntries: DEFAULT_REPLAY_CACHE_ENTRIES,
     logLevel: logLevel(env.HATAGO_BRIDGE_LOG_LEVEL),
     stateUrl: stateUrl(env.HATAGO_BRIDGE_STATE_URL),
+    connectionsUrl: stateUrl(env.HATAGO_BRIDGE_CONNECTIONS_URL, "HATAGO_BRIDGE_CONNECTIONS_URL"),
     stateSaveIntervalMs: integer(
       env,
       "HATAGO_BRIDGE_STATE_SAVE_INTERVAL_MS",
@@ -125,16 +132,16 @@ function missingServers(raw: string | undefined): "fail" | "skip" {
 }
 
 /** An http(s) origin, no path: deployed `http://bridge-state.hatago.internal`, locally the Worker's URL. */
-function stateUrl(raw: string | undefined): string | null {
+function stateUrl(raw: string | undefined, name = "HATAGO_BRIDGE_STATE_URL"): string | null {
   if (raw === undefined || raw.trim() === "") return null;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`HATAGO_BRIDGE_STATE_URL must be an http(s) URL, got "${raw}"`);
+    throw new ConfigError(`${name} must be an http(s) URL, got "${raw}"`);
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.pathname !== "/" || url.search || url.hash) {
-    throw new ConfigError(`HATAGO_BRIDGE_STATE_URL must be an http(s) origin with no path, got "${raw}"`);
+    throw new ConfigError(`${name} must be an http(s) origin with no path, got "${raw}"`);
   }
   return url.origin;
 }

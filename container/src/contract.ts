@@ -159,6 +159,30 @@ export function stateArchiveBoundBytes(maxBytes: number): number {
   return maxBytes + Math.ceil(maxBytes / 256) + 256 * 1024;
 }
 
+/**
+ * Connections (issue 17): a person's upstream token, fetched by the bridge right before it starts (or calls)
+ * that person's process of a server that declares one:
+ *
+ *     GET <connection origin>/bridge-connection/v1/<server>?tool=<name>   → 200 ConnectionAnswer | 503
+ *
+ * `connection` credentials are minted by the bridge and name exactly one (server, principal); deployed, the
+ * origin is BRIDGE_CONNECTION_HOST, intercepted by the container's Durable Object like the state host, which
+ * also checks the (server, principal) is that container's own. The Worker tells the bridge to drop a token
+ * at once (disconnect, block) with `DELETE /connections/<server>` and a `connection-evict` credential.
+ */
+export const BRIDGE_CONNECTION_PATH_PREFIX = "/bridge-connection/v1/";
+export const BRIDGE_CONNECTION_HOST = "bridge-connection.hatago.internal";
+export const BRIDGE_EVICT_PREFIX = "/connections/";
+
+/** What the Worker answers a bridge's connection request with. The token is in `connected` only. */
+export type ConnectionAnswer =
+  | { readonly status: "connected"; readonly token: string; readonly fingerprint: string }
+  | { readonly status: "missing"; readonly connectUrl: string; readonly message: string };
+
+export function bridgeConnectionPath(server: string): string {
+  return `${BRIDGE_CONNECTION_PATH_PREFIX}${server}`;
+}
+
 /** The state path of one server. */
 export function bridgeStatePath(server: string): string {
   return `${BRIDGE_STATE_PATH_PREFIX}${server}`;
@@ -185,7 +209,9 @@ const VERSION = "v1";
  * `mcp` and `execute`: Worker → bridge. `state`: bridge → Worker, to restore or save one process's data
  * directory (container/src/state/, worker/bridge/state.ts); its `sub` and `srv` name the one directory.
  */
-export type CredentialUse = "mcp" | "execute" | "state";
+export type CredentialUse = "mcp" | "execute" | "state" | "connection" | "connection-evict";
+
+const CREDENTIAL_USES: readonly CredentialUse[] = ["mcp", "execute", "state", "connection", "connection-evict"];
 
 export interface BridgeClaims {
   readonly sub: string;
@@ -395,7 +421,8 @@ function parseClaims(bytes: Uint8Array): BridgeClaims | undefined {
   const { sub, srv, use, sid, dig, iat, exp, jti } = c;
   if (typeof sub !== "string" || sub.length === 0 || sub.length > 512 || hasControlChars(sub)) return undefined;
   if (typeof srv !== "string" || srv.length === 0 || srv.length > 64) return undefined;
-  if (use !== "mcp" && use !== "execute" && use !== "state") return undefined;
+  const knownUse = CREDENTIAL_USES.find((u) => u === use);
+  if (knownUse === undefined) return undefined;
   if (sid !== undefined && (typeof sid !== "string" || !SESSION_ID.test(sid))) return undefined;
   if (dig !== undefined && (typeof dig !== "string" || !DIGEST.test(dig))) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
@@ -404,7 +431,7 @@ function parseClaims(bytes: Uint8Array): BridgeClaims | undefined {
   return {
     sub,
     srv,
-    use,
+    use: knownUse,
     ...(sid === undefined ? {} : { sid }),
     ...(dig === undefined ? {} : { dig }),
     iat,

@@ -1,11 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isServerId } from "../../policies/catalog.ts";
+import { connectionOf, isServerId } from "../../policies/catalog.ts";
 import { authenticate, type BridgeContext, credentialMissing } from "./context.ts";
 import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_LIMITS, EXECUTE_BODY_FIELDS, jsonRpcRequestProblem } from "./contract.ts";
 import { badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
 import { ParkedError } from "./handshake.ts";
 import { header, parseBoundedJson, readBody, requireJsonContentType } from "./http.ts";
-import { classify, errorResponse, isJsonObject, type JsonRpcId, RPC_ERROR, resultResponse } from "./jsonrpc.ts";
+import {
+  classify,
+  errorResponse,
+  isJsonObject,
+  type JsonRpcId,
+  paramsOf,
+  RPC_ERROR,
+  resultResponse,
+} from "./jsonrpc.ts";
 import { admitCalls } from "./limits.ts";
 import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./port.ts";
 
@@ -45,6 +53,15 @@ export async function handleExecute(ctx: BridgeContext, req: IncomingMessage, re
     return reply(res, errorResponse(id, RPC_ERROR.methodNotFound, `${method} is not available through /execute`));
   }
   admitCalls(ctx.pool.countersOf(server).inFlight, 1, ctx.config);
+  // Connections (issue 17): a call through /execute is a call like any other. The person's token is fetched
+  // (refreshed, audited) and their process restarted when it changed; no connection answers with the URL.
+  if (method === "tools/call" && connectionOf(server)) {
+    const tool = paramsOf(msg)?.name;
+    const outcome = await ctx.pool.connectionFor(server, claims.sub, typeof tool === "string" ? tool : "(unnamed)");
+    if (!outcome.ok) {
+      return reply(res, resultResponse(id, { content: [{ type: "text", text: outcome.message }], isError: true }));
+    }
+  }
   const mux = ctx.pool.muxFor(server, claims.sub);
   let initResult: Record<string, unknown>;
   try {

@@ -27,7 +27,12 @@ export interface LaunchContext {
   readonly pythonEnvRoot?: string;
   /** This server's secret values, by the name the server expects (only this server's: see secrets.ts). */
   readonly secrets?: Readonly<Record<string, string>>;
+  /** The upstream token of the ONE person this process runs for (per-user servers with a `connection`). */
+  readonly connectionToken?: string | null;
 }
+
+/** The file a `file` connection token is written to, in the process's own directory (never saved with its state). */
+export const CONNECTION_FILE_NAME = ".hatago-connection-token";
 
 /** The image's layout for `python` entries (container/image.ts installs them there). */
 export const IMAGE_PYTHON = "/usr/bin/python3";
@@ -60,6 +65,18 @@ export function launchSpec(entry: CatalogEntry, ctx: LaunchContext): LaunchSpec 
       const file = path.join(ctx.dataDir, spec.fileName ?? `.secret-${name.toLowerCase()}`);
       files.push({ path: file, contents: value });
       env[`${name}_FILE`] = file;
+    }
+  }
+  // SECURITY: the person's upstream token reaches their own process only, as the entry says; a shared entry
+  // never gets one (the catalog test refuses a connection there, and the pool passes none).
+  const connection = entry.connection;
+  if (connection && ctx.connectionToken && (entry.isolation ?? "per-user") === "per-user") {
+    if (connection.as === "env") {
+      env[connection.name] = ctx.connectionToken;
+    } else {
+      const file = path.join(ctx.dataDir, CONNECTION_FILE_NAME);
+      files.push({ path: file, contents: ctx.connectionToken });
+      env[`${connection.name}_FILE`] = file;
     }
   }
   return {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
-import type { ServerId } from "../../policies/catalog.ts";
+import { connectionOf, type ServerId } from "../../policies/catalog.ts";
 import { authenticate, type BridgeContext } from "./context.ts";
 import { BRIDGE_LIMITS, MCP_SESSION_HEADER } from "./contract.ts";
 import { dispatch } from "./dispatch.ts";
@@ -87,9 +87,25 @@ async function post(
   if (requests > 0 && parkedFor > 0) {
     throw unavailable("server_unavailable", "server unavailable: its process keeps crashing", parkedFor);
   }
+  // Connections (issue 17): a call to a server that acts as the person needs their token first.
+  const calls = messages.filter((m) => m.kind === "request" && m.method === "tools/call");
+  let refused: string | null = null;
+  if (calls.length > 0 && connectionOf(server)) {
+    const tool = calls.length === 1 && calls[0]?.kind === "request" ? paramsOf(calls[0].msg)?.name : undefined;
+    const outcome = await ctx.pool.connectionFor(server, principal, typeof tool === "string" ? tool : "(batch)");
+    if (!outcome.ok) refused = outcome.message;
+  }
   const exchange = new PostExchange(res, { port: session, acceptsSse: accept.sse, acceptsJson: accept.json, batch });
   const raw = batch ? undefined : body;
-  for (const m of messages) dispatch(session, m, raw, exchange);
+  for (const m of messages) {
+    if (refused !== null && m.kind === "request" && m.method === "tools/call") {
+      // A tool error the person can act on (the connect URL), not a protocol failure to decode.
+      exchange.expect(m.id);
+      exchange.done(resultResponse(m.id, { content: [{ type: "text", text: refused }], isError: true }));
+      continue;
+    }
+    dispatch(session, m, raw, exchange);
+  }
   if (exchange.ids.length > 0) {
     res.on("close", () => {
       if (exchange.finished) return;

@@ -14,7 +14,7 @@ import {
 } from "./jsonrpc.ts";
 import type { Logger } from "./log.ts";
 import type { CallSink, PendingCall, Port } from "./port.ts";
-import { routeChildMessage } from "./routing.ts";
+import { type RoutingHost, routeChildMessage } from "./routing.ts";
 
 /**
  * One stdio server process shared by several ports (sessions of one principal, or everyone for a
@@ -50,7 +50,7 @@ export interface MultiplexerOptions {
 
 type Phase = "down" | "initializing" | "ready";
 
-export class Multiplexer {
+export class Multiplexer implements RoutingHost {
   readonly label: string;
   readonly isolation: "per-user" | "shared";
   readonly #o: MultiplexerOptions;

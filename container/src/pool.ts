@@ -1,10 +1,18 @@
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { catalog, isolationOf, type ServerId } from "../../policies/catalog.ts";
+import { catalog, connectionOf, isolationOf, type ServerId } from "../../policies/catalog.ts";
 import type { CatalogEntry } from "../../policies/catalog.types.ts";
 import type { BridgeConfig } from "./config.ts";
-import { findOnPath, type LaunchContext, type LaunchSpec, launchSpec, missingFor } from "./launch.ts";
+import { type ConnectionSource, ConnectionUnavailable } from "./connections.ts";
+import {
+  CONNECTION_FILE_NAME,
+  findOnPath,
+  type LaunchContext,
+  type LaunchSpec,
+  launchSpec,
+  missingFor,
+} from "./launch.ts";
 import type { Logger } from "./log.ts";
 import { Multiplexer, type ServerCounters } from "./multiplexer.ts";
 import { secretsFor } from "./secrets.ts";
@@ -32,7 +40,24 @@ export class ServerPool {
   /** Data directories kept outside the container (issue 13): restored before a start, saved after. */
   readonly #dirs: DataDirectories;
 
-  constructor(config: BridgeConfig, log: Logger, appRoot: string, store: StateStore | null = null) {
+  /** Where people's upstream tokens come from (servers with a `connection`), or null when not configured. */
+  readonly #connections: ConnectionSource | null;
+  /**
+   * SECURITY: the token each per-user process of a connection server holds (by its mux key), as last fetched;
+   * `null` = none. Read by `#spec` when the process starts; compared on every call to know when to restart.
+   */
+  readonly #tokens = new Map<string, { readonly token: string; readonly fingerprint: string } | null>();
+  /** Evictions per mux key: a token fetched before an eviction that lands during the fetch is not used. */
+  readonly #evictions = new Map<string, number>();
+
+  constructor(
+    config: BridgeConfig,
+    log: Logger,
+    appRoot: string,
+    store: StateStore | null = null,
+    connections: ConnectionSource | null = null,
+  ) {
+    this.#connections = connections;
     this.#config = config;
     this.#log = log;
     this.#appRoot = appRoot;
@@ -102,6 +127,8 @@ export class ServerPool {
         void (keeper?.settled() ?? Promise.resolve()).then(() => {
           if (this.#muxes.get(key) !== mux || mux.ports.size > 0 || mux.pending.size > 0) return;
           this.#muxes.delete(key);
+          // SECURITY: a person's token stays in this bridge's memory only while their process may run.
+          this.#tokens.delete(key);
           this.#dirs.forget(label);
         });
       },
@@ -113,7 +140,9 @@ export class ServerPool {
         spec: async () => {
           // Restored before the process starts (and before its secret files are written).
           await keeper?.prepare();
-          return this.#spec(server, entry, dataDir);
+          // The person's token, fetched right before their process starts (none when not connected).
+          if (connectionOf(server) && isolation === "per-user") await this.#refreshToken(key, server, principal, null);
+          return this.#spec(server, entry, dataDir, this.#tokens.get(key)?.token ?? null);
         },
       },
     });
@@ -130,9 +159,109 @@ export class ServerPool {
     return mux;
   }
 
-  async #spec(server: ServerId, entry: CatalogEntry, dataDir: string): Promise<LaunchSpec> {
+  /**
+   * Before a `tools/call` to a server with a connection: asks the Worker for the caller's token (the Worker
+   * refreshes it when near expiry and audits the use), and restarts the caller's process when the token it
+   * holds is not that one (connected, refreshed, reconnected as someone else upstream, or gone). Restart, not a
+   * re-read file: most servers read their token once, from the environment, at start. Answers a message for
+   * the person when there is no usable connection.
+   */
+  async connectionFor(
+    server: ServerId,
+    principal: string,
+    tool: string | null,
+  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly message: string }> {
+    if (!connectionOf(server) || isolationOf(server) !== "per-user") return { ok: true };
+    const key = `${server}\u0000${principal}`;
+    let outcome: Awaited<ReturnType<ServerPool["connectionFor"]>>;
+    try {
+      outcome = await this.#refreshToken(key, server, principal, tool);
+    } catch (error) {
+      if (!(error instanceof ConnectionUnavailable)) throw error;
+      return { ok: false, message: `Your connection could not be checked: ${error.message}` };
+    }
+    return outcome;
+  }
+
+  /** Fetches (server, principal)'s token; restarts their running process when it changed. */
+  async #refreshToken(
+    key: string,
+    server: ServerId,
+    principal: string,
+    tool: string | null,
+  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly message: string }> {
+    if (!this.#connections) {
+      this.#tokens.set(key, null);
+      return { ok: false, message: "Connections are not configured for this bridge (HATAGO_BRIDGE_CONNECTIONS_URL)." };
+    }
+    const evictions = this.#evictions.get(key) ?? 0;
+    let answer: Awaited<ReturnType<ConnectionSource["fetch"]>>;
+    try {
+      answer = await this.#connections.fetch(server, principal, tool);
+    } catch (error) {
+      // Starting a process: run it without a token rather than not at all (tools/list still works).
+      if (tool === null) {
+        this.#log.warn("connection.unavailable", { server, error: String(error) });
+        this.#tokens.set(key, null);
+        return { ok: false, message: "no connection" };
+      }
+      throw error;
+    }
+    // SECURITY: the connection was deleted (an eviction) while this answer was on its way: it may carry the
+    // token just deleted, which must not go back into a process.
+    if ((this.#evictions.get(key) ?? 0) !== evictions) {
+      this.#tokens.set(key, null);
+      return { ok: false, message: "Your connection was removed while this call started; connect again to use it." };
+    }
+    const next = answer.status === "connected" ? { token: answer.token, fingerprint: answer.fingerprint } : null;
+    const had = this.#tokens.get(key);
+    this.#tokens.set(key, next);
+    if (tool !== null && had !== undefined && (had?.fingerprint ?? null) !== (next?.fingerprint ?? null)) {
+      await this.#restart(key, next ? "connection changed" : "connection removed");
+    } else if (tool !== null && had === undefined && next !== null) {
+      // A process started before this bridge knew of the token (or not started yet): make sure it has it.
+      await this.#restart(key, "connection changed");
+    }
+    return answer.status === "connected" ? { ok: true } : { ok: false, message: answer.message };
+  }
+
+  /** Stops the process of `key` so its next start reads the current token; its sessions stay. */
+  async #restart(key: string, reason: string): Promise<void> {
+    const mux = this.#muxes.get(key);
+    if (!mux) return;
+    this.#log.info("connection.restart", { child: mux.label, reason });
+    await mux.stop(reason);
+    // Started again at once (sessions are attached); calls wait for its initialization.
+    await mux.ready().catch(() => {});
+  }
+
+  /**
+   * SECURITY: the Worker deleted (server, principal)'s connection (a disconnect, a block): the token leaves
+   * this bridge's memory, the person's process that holds it is stopped, and a token file is removed.
+   */
+  async evict(server: ServerId, principal: string): Promise<void> {
+    const key = `${server}\u0000${principal}`;
+    this.#evictions.set(key, (this.#evictions.get(key) ?? 0) + 1);
+    this.#tokens.set(key, null);
+    const mux = this.#muxes.get(key);
+    if (mux) {
+      this.#log.info("connection.evicted", { child: mux.label });
+      await mux.stop("connection removed");
+    }
+    const owner = createHash("sha256").update(principal).digest("hex").slice(0, 32);
+    await rm(path.join(this.#config.dataDir, server, owner, CONNECTION_FILE_NAME), { force: true });
+  }
+
+  async #spec(
+    server: ServerId,
+    entry: CatalogEntry,
+    dataDir: string,
+    token: string | null = null,
+  ): Promise<LaunchSpec> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const spec = launchSpec(entry, this.#context(dataDir, server));
+    // A token file from an earlier start is removed first: a process without a connection must not find one.
+    if (entry.connection) await rm(path.join(dataDir, CONNECTION_FILE_NAME), { force: true });
+    const spec = launchSpec(entry, { ...this.#context(dataDir, server), connectionToken: token });
     // File secrets: private to the process's own directory, rewritten at each start (a rotated value lands).
     for (const file of spec.files ?? []) await writeFile(file.path, file.contents, { mode: 0o600 });
     return spec;

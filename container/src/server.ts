@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isServerId } from "../../policies/catalog.ts";
-import type { BridgeContext } from "./context.ts";
-import { BRIDGE_ROUTES } from "./contract.ts";
+import { authenticate, type BridgeContext } from "./context.ts";
+import { BRIDGE_EVICT_PREFIX, BRIDGE_ROUTES } from "./contract.ts";
 import { BridgeHttpError, methodNotAllowed, notFound, sendError, sendJson } from "./errors.ts";
 import { handleExecute } from "./execute.ts";
 import { errorText } from "./log.ts";
@@ -27,12 +27,26 @@ async function route(ctx: BridgeContext, req: IncomingMessage, res: ServerRespon
   if (req.headers.origin !== undefined)
     throw new BridgeHttpError(403, "origin_refused", "browser requests are refused");
   if (path === BRIDGE_ROUTES.execute) return handleExecute(ctx, req, res);
+  if (path.startsWith(BRIDGE_EVICT_PREFIX)) return handleEvict(ctx, req, res, path.slice(BRIDGE_EVICT_PREFIX.length));
   if (path.startsWith(BRIDGE_ROUTES.mcpPrefix) && path.endsWith(BRIDGE_ROUTES.mcpSuffix)) {
     const id = path.slice(BRIDGE_ROUTES.mcpPrefix.length, path.length - BRIDGE_ROUTES.mcpSuffix.length);
     // SECURITY: `isServerId` is an exact own-property match; an id this instance does not host is unknown too.
     if (isServerId(id) && ctx.pool.hosts(id)) return handleMcp(ctx, req, res, id);
   }
   throw notFound();
+}
+
+/**
+ * `DELETE /connections/<server>` (issue 17): the Worker deleted a person's connection. SECURITY: the person
+ * is the credential's (`connection-evict`, minted by the Worker); their process of that server is stopped and
+ * the token forgotten. It only ever takes something away.
+ */
+async function handleEvict(ctx: BridgeContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+  if (!isServerId(id) || !ctx.pool.hosts(id)) throw notFound();
+  if (req.method !== "DELETE") throw methodNotAllowed("DELETE");
+  const claims = await authenticate(ctx, req, id, "connection-evict", undefined);
+  await ctx.pool.evict(id, claims.sub);
+  res.writeHead(204).end();
 }
 
 /**

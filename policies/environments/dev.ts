@@ -19,6 +19,8 @@ export default definePolicy({
         // SECURITY: fetches arbitrary URLs from inside the container (server-side request forgery).
         { server: "everything", level: "write", deny: ["gzip-file-as-resource"] },
         { server: "notes", level: "write" },
+        // Acts with each person's own upstream account (their connection), never anyone else's.
+        { server: "whoami-upstream", level: "read" },
       ],
       rateLimitPerMinute: 600,
     },
@@ -28,6 +30,7 @@ export default definePolicy({
         { server: "memory", level: "read" },
         { server: "everything", level: "read" },
         { server: "notes", level: "read" },
+        { server: "whoami-upstream", level: "read" },
       ],
       rateLimitPerMinute: 300,
     },

@@ -21,6 +21,30 @@ export const WRANGLER_OFFLINE_ENV = {
   DO_NOT_TRACK: "1",
 } as const;
 
+/**
+ * Local-only settings of wrangler dev's two workerd processes (defaults: a setting in the caller's
+ * environment wins). Without them the local stack's memory grows with every request and never levels
+ * (bench/RESULTS.md, "Memory soak"); none of this exists when deployed.
+ *
+ * - `X_LOCAL_OBSERVABILITY=false`: wrangler dev attaches its trace collector to the Worker whatever
+ *   wrangler.jsonc's `observability` says; it stores every invocation under the state directory (~9.4 KB
+ *   per call, never pruned) and holds their traces in memory. Set it to `true` to see local traces.
+ * - `MINIFLARE_WORKERD_V8_FLAGS=--gc-global`: the native memory behind a request's JS objects (requests,
+ *   responses, D1 and KV results) is freed when V8 collects those objects, and V8, which sees only their
+ *   small JS side, rarely runs a full collection in isolates with heaps as small as wrangler's proxy, the
+ *   local D1 and KV simulators and our Worker: the native memory piled up by ~90 KiB per call. This makes
+ *   every V8 collection a full one, which on these small heaps costs no CPU per call that we could measure.
+ */
+export const LOCAL_RUNTIME_DEFAULTS = {
+  X_LOCAL_OBSERVABILITY: "false",
+  MINIFLARE_WORKERD_V8_FLAGS: "--gc-global",
+} as const;
+
+/** The environment of the stack's wrangler commands: the runtime defaults, the caller's, then offline. */
+export function localStackEnv(parent: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...LOCAL_RUNTIME_DEFAULTS, ...parent, ...WRANGLER_OFFLINE_ENV };
+}
+
 export interface LocalStackOptions {
   readonly host: string;
   readonly port: number;
@@ -38,6 +62,11 @@ export interface LocalStackOptions {
   readonly bridgeEntry?: string;
   /** Consecutive restarts of a dying bridge before giving up (supervise.ts's default when absent; 0: never). */
   readonly maxBridgeRestarts?: number;
+  /**
+   * Connections (issue 17): Worker settings for the `demo` provider and the userinfo URL its demo server calls.
+   * Absent: the mock upstream provider (HATAGO_CONNECT_DEMO_KIND=mock), served by the Worker itself.
+   */
+  readonly connect?: { readonly workerSettings: Readonly<Record<string, string>>; readonly userinfoUrl: string };
 }
 
 export interface LocalStack {
@@ -89,7 +118,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const secret = await devSecret(stateDir);
   const persistTo = path.join(stateDir, "wrangler");
-  const env = { ...process.env, ...WRANGLER_OFFLINE_ENV };
+  const env = localStackEnv(process.env);
   const wrangler = path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js");
 
   await run(
@@ -149,6 +178,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
               HATAGO_BRIDGE_STATE_URL: url,
               // Locally a server whose runtime, program or secret is missing is skipped with one line.
               HATAGO_BRIDGE_MISSING_SERVERS: "skip",
+              // People's upstream tokens (issue 17) come from the Worker too, through the dev-only route.
+              HATAGO_BRIDGE_CONNECTIONS_URL: url,
+              WHOAMI_UPSTREAM_USERINFO_URL:
+                options.connect?.userinfoUrl ?? `${url}/connect/mock-upstream/demo/userinfo`,
               ...secrets.env,
             },
             onLine: (line) => log("bridge", line),
@@ -168,6 +201,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         `HATAGO_PUBLIC_URL=${url}`,
         "HATAGO_ENVIRONMENT=dev",
         "HATAGO_LOGIN_PROVIDER=mock",
+        // Connections: the demo provider (a mock upstream unless a test brings its fake one) and the dev key.
+        `HATAGO_CONNECTION_KEYS=dev:${await devSecret(stateDir, "connection-key")}`,
+        "HATAGO_CONNECT_PROVIDERS=demo",
+        ...Object.entries(options.connect?.workerSettings ?? { HATAGO_CONNECT_DEMO_KIND: "mock" }).map(
+          ([name, value]) => `${name}=${value}`,
+        ),
         "",
       ].join("\n"),
       { mode: 0o600 },
@@ -223,8 +262,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 }
 
 /** A random secret for the Worker ⇄ bridge credential, made once per state directory and kept private. */
-async function devSecret(stateDir: string): Promise<string> {
-  const file = path.join(stateDir, "bridge-secret");
+async function devSecret(stateDir: string, name = "bridge-secret"): Promise<string> {
+  const file = path.join(stateDir, name);
   try {
     const existing = (await readFile(file, "utf8")).trim();
     if (existing.length >= 43) return existing;

@@ -69,6 +69,7 @@ const EXPECTED: Record<DemoPerson, string[]> = {
     "notes__add_note",
     "notes__crash",
     "notes__list_notes",
+    "whoami-upstream__whoami",
   ],
   bob: [
     ...EVERYTHING_READ,
@@ -77,8 +78,9 @@ const EXPECTED: Record<DemoPerson, string[]> = {
     ...MEMORY_WRITE,
     "notes__add_note",
     "notes__list_notes",
+    "whoami-upstream__whoami",
   ],
-  carol: [...EVERYTHING_READ, ...MEMORY_READ, "notes__list_notes"],
+  carol: [...EVERYTHING_READ, ...MEMORY_READ, "notes__list_notes", "whoami-upstream__whoami"],
   dave: [],
   erin: ["everything__echo", "everything__get-sum", "everything__simulate-research-query"],
   frank: ["execute_stdio", ...MEMORY_READ, ...MEMORY_WRITE],

@@ -103,6 +103,7 @@ describe("policy compiler: materialized grants", () => {
       "everything:admin",
       "memory:admin",
       "notes:admin",
+      "whoami-upstream:admin",
     ]);
   });
 });
@@ -192,7 +193,7 @@ describe("policy compiler: validation names what is at fault", () => {
       bindings: [],
     } as unknown as Policy);
     expect(problems).toEqual([
-      'role "r", grant 1: unknown server "nope" (servers: everything, memory, notes)',
+      'role "r", grant 1: unknown server "nope" (servers: everything, memory, notes, whoami-upstream)',
       'role "r", grant 2: server "memory" has no tool "read_grpah"',
     ]);
   });

@@ -12,6 +12,8 @@ export interface AdminBindings {
   readonly DB: D1Database;
   readonly OAUTH_PROVIDER?: OAuthHelpers;
   readonly MCP_SESSIONS?: DurableObjectNamespace;
+  /** The bridge containers: a block stops the blocked person's processes that hold a connection token. */
+  readonly BRIDGE?: DurableObjectNamespace;
 }
 
 /** Hono variables of an admin request: the admin's request context, set by the guard. */

@@ -3,6 +3,7 @@ import { type Kysely, sql } from "kysely";
 import { z } from "zod";
 import { subjectKind } from "../../policies/subjects.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import { deleteConnectionsOnBlock } from "../connect/index.ts";
 import { type Database, database } from "../db/database.ts";
 import { grantUserId } from "../oauth/props.ts";
 import { type AdminBindings, type AdminVars, adminAudit, readAdminJson } from "./admin-request.ts";
@@ -131,6 +132,8 @@ export async function blockSubject(
   );
   const grantsRevoked = await revokeGrantsOf(env, subject);
   const sessionsClosed = await closeSessionsOf(db, env.MCP_SESSIONS, subject);
+  // Upstream accounts too (issue 17): the connections it covers are deleted and their processes stopped.
+  await deleteConnectionsOnBlock(env, subject);
   const row = await db.selectFrom("blocks").selectAll().where("subject", "=", subject).executeTakeFirstOrThrow();
   return {
     ok: true,

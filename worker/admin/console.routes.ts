@@ -67,6 +67,7 @@ export function createConsole(deps: ConsoleDeps) {
   const bindings = (env: Env): AdminBindings => ({
     DB: env.DB,
     MCP_SESSIONS: env.MCP_SESSIONS,
+    ...(env.BRIDGE ? { BRIDGE: env.BRIDGE } : {}),
     OAUTH_PROVIDER: deps.oauth(env),
   });
 

@@ -1,8 +1,17 @@
 import { Container, type OutboundHandlerContext } from "@cloudflare/containers";
-import { BRIDGE_STATE_HOST, type BridgeKey, importBridgeKey, ReplayCache } from "../../container/src/contract.ts";
+import {
+  BRIDGE_CONNECTION_HOST,
+  BRIDGE_STATE_HOST,
+  type BridgeKey,
+  importBridgeKey,
+  ReplayCache,
+} from "../../container/src/contract.ts";
 import { secretVariable } from "../../container/src/secrets.ts";
-import { catalog, isServerId } from "../../policies/catalog.ts";
+import { catalog, connectionOf, isServerId } from "../../policies/catalog.ts";
 import type { CatalogEntry } from "../../policies/catalog.types.ts";
+import { parseConfig } from "../config.ts";
+import { type ConnectRuntime, connectRuntime, handleBridgeConnectionRequest } from "../connect/index.ts";
+import type { Env } from "../env.ts";
 import { handleBridgeStateRequest } from "./state.ts";
 
 interface ContainerEnv {
@@ -54,7 +63,12 @@ export function containerStateEnv(name: string | undefined): Record<string, stri
   const match = /^(?:user|shared):([a-z0-9-]+)(?::|$)/.exec(name ?? "");
   const server = match?.[1];
   if (server === undefined || !isServerId(server)) return {};
-  return { HATAGO_BRIDGE_SERVERS: server, HATAGO_BRIDGE_STATE_URL: `http://${BRIDGE_STATE_HOST}` };
+  return {
+    HATAGO_BRIDGE_SERVERS: server,
+    HATAGO_BRIDGE_STATE_URL: `http://${BRIDGE_STATE_HOST}`,
+    // A server that acts as each person fetches that person's token through the connection host (issue 17).
+    ...(connectionOf(server) ? { HATAGO_BRIDGE_CONNECTIONS_URL: `http://${BRIDGE_CONNECTION_HOST}` } : {}),
+  };
 }
 
 /**
@@ -89,7 +103,33 @@ const stateReplay = new ReplayCache(10_000);
  * container cannot choose. Every other host stays unreachable (`enableInternet = false`). Assigned, not
  * declared as a static field: the library registers handlers through its static setter.
  */
+/** The connection runtime of the configuration in `env`, per isolate (rebuilt when the secret changes). */
+let connection: { secret: string; runtime: ConnectRuntime; key: Promise<BridgeKey> } | undefined;
+const connectionReplay = new ReplayCache(10_000);
+
 BridgeContainer.outboundByHost = {
+  // SECURITY: like the state host: served in the Worker with the intercepting container's own id, so a
+  // container gets the token of its own (server, principal) only (bridge-token.ts checks it).
+  [BRIDGE_CONNECTION_HOST]: async (request: Request, env: unknown, ctx: OutboundHandlerContext) => {
+    const parsed = parseConfig(env as object);
+    if (!parsed.ok) return Response.json({ error: { code: "misconfigured" } }, { status: 503 });
+    const secret = parsed.config.gateway.bridgeSecret;
+    if (connection?.secret !== secret) {
+      const key = importBridgeKey(secret);
+      const runtime = connectRuntime(parsed.config.connect, parsed.config.publicUrl, {
+        key: () => key,
+        insecureDevBridgeUrl: null,
+      });
+      connection = { secret, runtime, key };
+    }
+    return handleBridgeConnectionRequest(request, {
+      runtime: connection.runtime,
+      key: await connection.key,
+      replay: connectionReplay,
+      env: env as Env,
+      containerId: ctx.containerId,
+    });
+  },
   [BRIDGE_STATE_HOST]: async (request: Request, env: unknown, ctx: OutboundHandlerContext) => {
     const bindings = env as ContainerEnv;
     const secret = bindings.HATAGO_BRIDGE_SECRET ?? "";

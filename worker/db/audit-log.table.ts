@@ -44,5 +44,10 @@ export const AUDIT_ACTIONS = [
   "admin:token",
   "login:refused",
   "oauth:refresh_reuse",
+  // Connections (issue 17): a person's upstream account. Never the token itself.
+  "connection:connect",
+  "connection:disconnect",
+  "connection:refresh_failed",
+  "connection:use",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

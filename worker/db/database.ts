@@ -1,5 +1,6 @@
 import { type Generated, Kysely } from "kysely";
 import { D1Dialect } from "kysely-d1";
+import type { ConnectionsTable } from "../connect/connections.table.ts";
 import type { AuditLogTable } from "./audit-log.table.ts";
 
 export type { AuditLogTable };
@@ -30,6 +31,8 @@ export interface Database {
     bridge_session_id: string;
     protocol_version: string;
   };
+  /** Each person's upstream accounts, sealed (migrations/0006_connections.sql). */
+  connections: ConnectionsTable;
 }
 
 export function database(d1: D1Database): Kysely<Database> {

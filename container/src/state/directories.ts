@@ -1,5 +1,6 @@
 import type { CatalogEntry } from "../../../policies/catalog.types.ts";
 import { DEFAULT_STATE_MAX_BYTES, SHARED_STATE_PRINCIPAL } from "../contract.ts";
+import { CONNECTION_FILE_NAME } from "../launch.ts";
 import type { Logger } from "../log.ts";
 import { StateKeeper, type StateSnapshot } from "./keeper.ts";
 import type { StateStore } from "./store.ts";
@@ -92,6 +93,8 @@ export class DataDirectories {
  */
 function secretFileNames(entry: CatalogEntry): ReadonlySet<string> {
   const names = new Set<string>();
+  // A person's upstream token file (issue 17) is never saved with the directory either.
+  if (entry.connection) names.add(CONNECTION_FILE_NAME);
   for (const [name, spec] of Object.entries(entry.secrets ?? {})) {
     if (spec.as !== "file") continue;
     const file = spec.fileName ?? `.secret-${name.toLowerCase()}`;

@@ -1,0 +1,168 @@
+import {
+  BRIDGE_CONNECTION_PATH_PREFIX,
+  BRIDGE_CREDENTIAL_HEADER,
+  type BridgeKey,
+  type ConnectionAnswer,
+  type ReplayCache,
+  verifyBridgeCredential,
+} from "../../container/src/contract.ts";
+import { connectionOf, isServerId } from "../../policies/catalog.ts";
+import { writeAuditRow } from "../audit/audit.ts";
+import { judgeStanding, loadStanding } from "../authz/standing.ts";
+import { containerName } from "../bridge/router.ts";
+import { database } from "../db/database.ts";
+import type { Env } from "../env.ts";
+import type { ConnectRuntime } from "./connect.runtime.ts";
+import { deleteConnection, loadConnection, saveConnection } from "./connections.repository.ts";
+import { providerClient } from "./provider-client.ts";
+import { type TokenSet, tokenFingerprint } from "./token-seal.ts";
+import { ConnectUpstreamError } from "./upstream-client.ts";
+
+/**
+ * A token this close to its expiry is refreshed before it is handed to a process: long enough for a tool
+ * call to finish with it (the bridge's call timeout is a minute) and for a slow refresh.
+ */
+export const REFRESH_BEFORE_EXPIRY_MS = 120_000;
+
+export interface ConnectionRequestContext {
+  readonly runtime: ConnectRuntime;
+  readonly key: BridgeKey;
+  readonly replay: ReplayCache;
+  readonly env: Env;
+  /** The container making the request (deployed), or null for the local dev route. */
+  readonly containerId: string | null;
+}
+
+/**
+ * The bridge asks for (server, principal)'s token right before it starts or calls that person's process.
+ * SECURITY: the (server, principal) comes from the verified `connection` credential and nothing else;
+ * deployed, the asking container must be the one the router gives that (server, principal); the server
+ * must declare a connection; the person's standing is checked (a block deletes the token here too). The
+ * answer holds the token only for `connected`; it is never logged, and the audit row names no token.
+ */
+export async function handleBridgeConnectionRequest(
+  request: Request,
+  ctx: ConnectionRequestContext,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const server = url.pathname.slice(BRIDGE_CONNECTION_PATH_PREFIX.length);
+  if (!url.pathname.startsWith(BRIDGE_CONNECTION_PATH_PREFIX) || !isServerId(server)) return problem(404, "not_found");
+  if (request.method !== "GET") return problem(405, "method_not_allowed");
+  if (request.headers.get("origin") !== null) return problem(403, "origin_refused");
+  const spec = connectionOf(server);
+  if (!spec) return problem(404, "no_connection_declared");
+  const verified = await verifyBridgeCredential(request.headers.get(BRIDGE_CREDENTIAL_HEADER), {
+    key: ctx.key,
+    replay: ctx.replay,
+    server,
+    use: "connection",
+    sessionId: undefined,
+  });
+  if (!verified.ok) return problem(verified.status, `credential_${verified.reason}`);
+  const principal = verified.claims.sub;
+  if (ctx.containerId !== null) {
+    const own = ctx.env.BRIDGE?.idFromName(containerName(server, principal)).toString();
+    if (own === undefined || own !== ctx.containerId) return problem(403, "wrong_container");
+  }
+  const tool = (url.searchParams.get("tool") ?? "").slice(0, 256) || null;
+  const { runtime } = ctx;
+  const connectUrl = `${runtime.publicUrl}/connect/${spec.provider}`;
+  const missing = (message: string): Response =>
+    json({ status: "missing", connectUrl, message } satisfies ConnectionAnswer);
+  const provider = runtime.config.providers.find((p) => p.id === spec.provider);
+  if (!provider) return missing(`This gateway has no "${spec.provider}" provider configured; ask its operator.`);
+
+  const db = database(ctx.env.DB);
+  const ring = await runtime.keys();
+  const loaded = await loadConnection(db, ring, principal, provider.id);
+  const origin = { principal, clientId: null, sessionId: null, policyHash: null };
+  if (loaded.kind !== "ok") {
+    return missing(
+      `The "${server}" server acts with your own ${provider.label} account, and you have not connected it yet. ` +
+        `Open ${connectUrl} to connect it, then call again.`,
+    );
+  }
+  // SECURITY: the kill switch. A blocked subject of this person (as they were when they connected) ends it.
+  const standing = await loadStanding(db, [principal, ...loaded.subjects]);
+  if (!judgeStanding(standing, Date.now()).ok || standing.blockedSubjects.length > 0) {
+    await deleteConnection(db, principal, provider.id);
+    return missing("Your access has been blocked by an administrator.");
+  }
+  let tokens: TokenSet = loaded.tokens;
+  if (tokens.expiresAtMs !== null && tokens.expiresAtMs - Date.now() < REFRESH_BEFORE_EXPIRY_MS) {
+    try {
+      tokens = await refreshOnce(`${principal}\u0000${provider.id}`, () =>
+        providerClient(provider, runtime.publicUrl, ctx.env.OAUTH_KV).refresh(loaded.tokens),
+      );
+      await saveConnection(db, ring, {
+        principal,
+        provider: provider.id,
+        subjects: loaded.subjects,
+        tokens,
+        connectedAtMs: loaded.connectedAtMs,
+      });
+    } catch (cause) {
+      if (!(cause instanceof ConnectUpstreamError)) throw cause;
+      if (cause.kind === "unavailable") {
+        console.warn(JSON.stringify({ event: "connection_refresh_unavailable", provider: provider.id }));
+        return problem(
+          503,
+          "upstream_unavailable",
+          { "retry-after": "30" },
+          `${provider.label} could not be reached to renew your connection; try again shortly.`,
+        );
+      }
+      // SECURITY: the upstream refused the refresh (revoked, expired): the connection is over.
+      await deleteConnection(db, principal, provider.id);
+      await writeAuditRow(db, origin, {
+        action: "connection:refresh_failed",
+        server,
+        tool,
+        decision: "deny",
+        reason: "refresh_refused",
+        subject: provider.id,
+      });
+      return missing(
+        `${provider.label} refused to renew your connection (it may have been revoked there), so it was removed. ` +
+          `Open ${connectUrl} to connect again, then call again.`,
+      );
+    }
+  }
+  if (tool !== null) {
+    await writeAuditRow(db, origin, {
+      action: "connection:use",
+      server,
+      tool,
+      decision: "allow",
+      reason: "connected",
+      subject: provider.id,
+    });
+  }
+  return json({
+    status: "connected",
+    token: tokens.accessToken,
+    fingerprint: await tokenFingerprint(tokens.accessToken),
+  } satisfies ConnectionAnswer);
+}
+
+/**
+ * Two calls at once must not both spend the refresh token (a rotating provider would refuse the second and
+ * we would delete a good connection). Within one isolate they share one refresh; across isolates they can
+ * still race (README "Limitations").
+ */
+const refreshing = new Map<string, Promise<TokenSet>>();
+function refreshOnce(key: string, run: () => Promise<TokenSet>): Promise<TokenSet> {
+  const existing = refreshing.get(key);
+  if (existing) return existing;
+  const started = run().finally(() => refreshing.delete(key));
+  refreshing.set(key, started);
+  return started;
+}
+
+function json(body: ConnectionAnswer): Response {
+  return Response.json(body, { headers: { "cache-control": "no-store" } });
+}
+
+function problem(status: number, code: string, headers: Record<string, string> = {}, message = code): Response {
+  return Response.json({ error: { code, message } }, { status, headers: { "cache-control": "no-store", ...headers } });
+}

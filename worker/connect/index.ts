@@ -1,0 +1,5 @@
+export { handleBridgeConnectionRequest, REFRESH_BEFORE_EXPIRY_MS } from "./bridge-token.ts";
+export { CONNECT_PATH, createConnectRoutes } from "./connect.routes.ts";
+export { type ConnectRuntime, connectRuntime } from "./connect.runtime.ts";
+export { deleteConnectionsOfSubject } from "./connections.repository.ts";
+export { deleteConnectionsOnBlock, evictFromBridge, registerEvictRoute } from "./evict.ts";
