@@ -21,6 +21,7 @@ import type { Env } from "./env.ts";
 import { healthRoute } from "./health.ts";
 import { PROTECTED_RESOURCE_METADATA_PATH } from "./http/bearer.ts";
 import { HttpError } from "./http/errors.ts";
+import { homePage } from "./http/home.page.ts";
 import { originGuard } from "./http/origin.ts";
 import { errorPage, stylesheetResponse } from "./http/page.ts";
 import { STYLESHEET_PATH } from "./http/security-headers.ts";
@@ -73,6 +74,7 @@ export function createWorker(config: Config): HatagoWorker {
   let tokenEndpoint: ((request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>) | undefined;
   const health = healthRoute(config, login.provider);
   app.get("/health", (c) => health(c.env));
+  app.get("/", () => homePage(config.publicUrl, { connections: config.connect.providers.length > 0 }));
   app.get(STYLESHEET_PATH, () => stylesheetResponse());
   app.get(CONSOLE_SCRIPT_PATH, () => consoleScriptResponse());
   mountAuthorize(app, deps);

@@ -3,6 +3,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { compilePolicy, POLICIES, seedSql } from "../../policies/index.ts";
 import { readLocalSecrets } from "./local-secrets.ts";
+import { watchPolicies } from "./policy-watch.ts";
 import { assertPortFree, describeEnd, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
 import { REPO_ROOT } from "./server-tools.ts";
 import { type Supervised, supervise } from "./supervise.ts";
@@ -60,6 +61,12 @@ export interface LocalStackOptions {
   readonly workerEntry?: string;
   /** Another bridge entry in place of container/src/main.ts (tests: a bridge that crashes on purpose). */
   readonly bridgeEntry?: string;
+  /** Re-seed the local D1 when a file of policies/ changes (scripts/lib/policy-watch.ts). */
+  readonly watchPolicies?: boolean;
+  /** Tests: watch a copy of policies/ instead of this repository's (never edit the real one in a test). */
+  readonly policiesDir?: string;
+  /** Extra browser origins the MCP endpoint admits (HATAGO_ALLOWED_ORIGINS), e.g. a browser-based client. */
+  readonly allowedOrigins?: string | undefined;
   /** Consecutive restarts of a dying bridge before giving up (supervise.ts's default when absent; 0: never). */
   readonly maxBridgeRestarts?: number;
   /**
@@ -101,6 +108,9 @@ export function localStackOptionsFromEnv(env: NodeJS.ProcessEnv, log: LocalStack
     inspectorPort: port("HATAGO_INSPECTOR_PORT", 9229),
     stateDir: path.resolve(env.HATAGO_STATE_DIR?.trim() || path.join(REPO_ROOT, ".hatago")),
     log,
+    // `npm start` applies policy edits without a restart.
+    watchPolicies: true,
+    allowedOrigins: env.HATAGO_ALLOWED_ORIGINS?.trim() || undefined,
   };
 }
 
@@ -143,8 +153,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   let bridge: Supervised | null = null;
   let worker: Managed | null = null;
   let stopping = false;
+  let stopWatching = () => {};
   const stop = async () => {
     stopping = true;
+    stopWatching();
     if (worker) await stopManaged(worker);
     await bridge?.stop();
   };
@@ -201,6 +213,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         `HATAGO_PUBLIC_URL=${url}`,
         "HATAGO_ENVIRONMENT=dev",
         "HATAGO_LOGIN_PROVIDER=mock",
+        ...(options.allowedOrigins ? [`HATAGO_ALLOWED_ORIGINS=${options.allowedOrigins}`] : []),
         // Connections: the demo provider (a mock upstream unless a test brings its fake one) and the dev key.
         `HATAGO_CONNECTION_KEYS=dev:${await devSecret(stateDir, "connection-key")}`,
         "HATAGO_CONNECT_PROVIDERS=demo",
@@ -238,6 +251,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       { cwd: REPO_ROOT, env, onLine: (line) => log("worker", line) },
     );
     await waitForHealthy(`${url}/health`, worker, WORKER_READY_TIMEOUT_MS);
+    if (options.watchPolicies) {
+      stopWatching = watchPolicies({
+        stateDir,
+        d1Execute: [wrangler, "d1", "execute", "DB", "--local", "--persist-to", persistTo],
+        env,
+        seeded: compiled,
+        log: (line) => log("stack", line),
+        ...(options.policiesDir ? { policiesDir: options.policiesDir } : {}),
+      });
+    }
     const supervised = bridge;
     const workerProc = worker;
     const failed = workerProc.ended.then(async (end) => {

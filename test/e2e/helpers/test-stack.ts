@@ -4,7 +4,10 @@ import path from "node:path";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../../scripts/lib/local-stack.ts";
 
 /** Options a test may add to what `npm start` passes. */
-export type StackExtras = Pick<LocalStackOptions, "workerEntry" | "bridgeEntry" | "maxBridgeRestarts" | "connect">;
+export type StackExtras = Pick<
+  LocalStackOptions,
+  "workerEntry" | "bridgeEntry" | "maxBridgeRestarts" | "connect" | "watchPolicies" | "policiesDir"
+>;
 
 /** Lines of stack output kept for a failure message; the rest is dropped. */
 const LOG_TAIL_LINES = 60;
