@@ -46,6 +46,7 @@ describe("D1 migrations and policy seed (real D1 in workerd)", () => {
       "audit_log",
       "bindings",
       "blocks",
+      "connections",
       "mcp_session_backends",
       "mcp_sessions",
       "policy_meta",

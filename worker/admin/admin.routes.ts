@@ -11,8 +11,11 @@ import { ACCESS_JWT_HEADER, verifyAccessJwt } from "./access-jwt.ts";
 import { type AdminVars, adminAudit, readAdminJson } from "./admin-request.ts";
 import { mountBlockRoutes, revokeSubject } from "./blocks.routes.ts";
 
-/** Admin endpoints under this prefix. Deployments may also put a Cloudflare Access application in front. */
-export const ADMIN_PATH = "/admin";
+import { ADMIN_PATH } from "./paths.ts";
+
+/** Admin endpoints under ADMIN_PATH. Deployments may also put a Cloudflare Access application in front. */
+export { ADMIN_PATH };
+
 /** Rows per audit page: enough to investigate, small enough for one D1 read. */
 const MAX_AUDIT_ROWS = 500;
 

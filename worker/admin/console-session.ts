@@ -5,10 +5,13 @@ import type { Config } from "../config.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
 import { readCookie } from "../http/cookies.ts";
+import { base64url, pkceChallenge, randomToken } from "../http/random.ts";
 import type { UpstreamLogin } from "../login/index.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MCP_SCOPE } from "../oauth/routes.types.ts";
-import { ADMIN_PATH } from "./admin.routes.ts";
+import { ADMIN_PATH } from "./paths.ts";
+
+export { base64url, pkceChallenge, randomToken };
 
 /** Console pages live under this prefix; `/admin` itself is the overview. The JSON API keeps `/admin/<name>`. */
 export const CONSOLE_PATH = `${ADMIN_PATH}/console`;
@@ -199,18 +202,4 @@ function timingSafeEqual(a: string, b: string): boolean {
   let diff = x.length ^ y.length;
   for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
   return diff === 0;
-}
-
-export function randomToken(bytes = 32): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
-}
-
-export async function pkceChallenge(verifier: string): Promise<string> {
-  return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
-}
-
-export function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

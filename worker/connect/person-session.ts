@@ -1,11 +1,11 @@
 import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
 import { z } from "zod";
-import { base64url, pkceChallenge, randomToken } from "../admin/console-session.ts";
 import { judgeStanding, loadStanding } from "../authz/standing.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
 import { expiredHostCookie, hostCookie, readCookie } from "../http/cookies.ts";
 import { HttpError } from "../http/errors.ts";
+import { base64url, pkceChallenge, randomToken } from "../http/random.ts";
 import { LoginError, type UpstreamLogin } from "../login/index.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MCP_SCOPE } from "../oauth/routes.types.ts";

@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { base64url } from "../http/random.ts";
+
+export { base64url };
 
 /**
  * SECURITY: connection tokens at rest. Each row's token set is sealed with AES-256-GCM under one key of the
@@ -102,12 +105,6 @@ export async function openTokenSet(
   }
   const parsed = TokenSet.safeParse(JSON.parse(new TextDecoder().decode(plaintext)));
   return parsed.success ? parsed.data : null;
-}
-
-export function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 export function fromBase64url(text: string): Uint8Array<ArrayBuffer> {
