@@ -61,7 +61,10 @@ export const catalogSnapshot = {
           "openWorldHint": false,
           "readOnlyHint": true
         },
-        "level": "read"
+        "level": "read",
+        "needs": [
+          "roots"
+        ]
       },
       "get-structured-content": {
         "annotations": {
@@ -133,7 +136,11 @@ export const catalogSnapshot = {
           "openWorldHint": false,
           "readOnlyHint": false
         },
-        "level": "write"
+        "level": "write",
+        "needs": [
+          "elicitation.form",
+          "elicitation.url"
+        ]
       },
       "trigger-long-running-operation": {
         "annotations": {
@@ -151,7 +158,10 @@ export const catalogSnapshot = {
           "openWorldHint": true,
           "readOnlyHint": false
         },
-        "level": "write"
+        "level": "write",
+        "needs": [
+          "sampling"
+        ]
       },
       "trigger-url-elicitation": {
         "annotations": {
@@ -160,7 +170,10 @@ export const catalogSnapshot = {
           "openWorldHint": true,
           "readOnlyHint": false
         },
-        "level": "write"
+        "level": "write",
+        "needs": [
+          "elicitation.url"
+        ]
       }
     }
   },

@@ -9,6 +9,13 @@ import type { Level } from "./levels.ts";
  */
 export type Isolation = "per-user" | "shared";
 
+/**
+ * A client capability servers gate tools on (policies/client-capabilities.ts): the client can answer the
+ * server's `sampling/createMessage`, form or URL `elicitation/create`, or `roots/list`.
+ */
+export const CLIENT_CAPABILITY_NAMES = ["sampling", "elicitation.form", "elicitation.url", "roots"] as const;
+export type ClientCapabilityName = (typeof CLIENT_CAPABILITY_NAMES)[number];
+
 /** The MCP tool annotations we record (the MCP `ToolAnnotations` hints). */
 export interface ToolAnnotations {
   readonly title?: string;
@@ -132,5 +139,18 @@ export interface CatalogEntry {
 /** A server's tools as recorded by `npm run catalog:snapshot`. */
 export interface ServerSnapshot {
   readonly server: { readonly name: string; readonly version: string };
-  readonly tools: Readonly<Record<string, { readonly annotations: ToolAnnotations; readonly level: Level }>>;
+  readonly tools: Readonly<
+    Record<
+      string,
+      {
+        readonly annotations: ToolAnnotations;
+        readonly level: Level;
+        /**
+         * The server lists this tool only to a client that declared one of these capabilities
+         * (policies/client-capabilities.ts); absent when it lists it to every client.
+         */
+        readonly needs?: readonly ClientCapabilityName[];
+      }
+    >
+  >;
 }

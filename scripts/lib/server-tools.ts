@@ -8,6 +8,12 @@ import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { findOnPath, launchSpec, missingFor } from "../../container/src/launch.ts";
 import { catalog, SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
 import type { CatalogEntry, ServerSnapshot, ToolAnnotations } from "../../policies/catalog.types.ts";
+import {
+  ALL_CLIENT_CAPABILITIES,
+  CAPABILITY_PROBES,
+  CLIENT_CAPABILITY_NAMES,
+  type ClientCapabilityName,
+} from "../../policies/client-capabilities.ts";
 import { toolLevel } from "../../policies/tool-level.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -25,8 +31,48 @@ function pickAnnotations(raw: unknown): ToolAnnotations {
   return out as ToolAnnotations;
 }
 
-/** Starts the real server over stdio (the same argv the bridge uses) and lists its tools. */
+type SnapshotTool = ServerSnapshot["tools"][string];
+
+/**
+ * Starts the real server over stdio (the same argv the bridge uses) and lists its tools: once declaring
+ * every client capability (what the bridge declares, container/src/handshake.ts: the full set), once
+ * declaring none; when the two differ, once more per capability, to record which tools need which
+ * (`needs`, policies/client-capabilities.ts).
+ */
 export async function readServerSnapshot(id: ServerId): Promise<ServerSnapshot> {
+  const full = await listServerTools(id, ALL_CLIENT_CAPABILITIES);
+  const bare = await listServerTools(id, {});
+  const gated = Object.keys(full.tools).filter((name) => !Object.hasOwn(bare.tools, name));
+  const needs = new Map<string, ClientCapabilityName[]>();
+  if (gated.length > 0) {
+    for (const capability of CLIENT_CAPABILITY_NAMES) {
+      const probe = await listServerTools(id, CAPABILITY_PROBES[capability]);
+      for (const name of gated) {
+        if (Object.hasOwn(probe.tools, name)) needs.set(name, [...(needs.get(name) ?? []), capability]);
+      }
+    }
+  }
+  const tools: Record<string, SnapshotTool> = {};
+  for (const [name, tool] of Object.entries(full.tools)) {
+    if (!gated.includes(name)) {
+      tools[name] = tool;
+      continue;
+    }
+    const any = needs.get(name);
+    if (!any) {
+      // Listed only for a combination of capabilities: `needs` (any one of) cannot say that.
+      throw new Error(`${id}'s tool ${name} is listed only to a client with several capabilities at once`);
+    }
+    tools[name] = { ...tool, needs: [...any].sort() };
+  }
+  return { server: full.server, tools };
+}
+
+/** The server's tools as it lists them to a client that declared `capabilities` (started fresh over stdio). */
+export async function listServerTools(
+  id: ServerId,
+  capabilities: Readonly<Record<string, unknown>>,
+): Promise<{ server: ServerSnapshot["server"]; tools: Record<string, SnapshotTool> }> {
   const entry: CatalogEntry = catalog[id];
   const dataDir = await mkdtemp(path.join(tmpdir(), `hatago-snapshot-${id}-`));
   const ctx = {
@@ -46,17 +92,12 @@ export async function readServerSnapshot(id: ServerId): Promise<ServerSnapshot> 
     cwd: spec.cwd,
     stderr: "ignore",
   });
-  // Declare every client capability: some servers register tools only for clients that can answer
-  // sampling, elicitation or roots requests, and the snapshot must hold the full set.
-  const client = new Client(
-    { name: "hatago-catalog-snapshot", version: "1.0.0" },
-    { capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } } },
-  );
-  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [] }));
+  const client = new Client({ name: "hatago-catalog-snapshot", version: "1.0.0" }, { capabilities });
+  if (capabilities.roots !== undefined) client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [] }));
   try {
     await client.connect(transport);
     const info = client.getServerVersion();
-    const tools: Record<string, { annotations: ToolAnnotations; level: ServerSnapshot["tools"][string]["level"] }> = {};
+    const tools: Record<string, SnapshotTool> = {};
     let cursor: string | undefined;
     do {
       const page = await client.listTools(cursor ? { cursor } : {});

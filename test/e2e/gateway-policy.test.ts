@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ALL_CLIENT_CAPABILITIES,
+  type ClientCapabilityName,
+  declaredCapabilities,
+} from "../../policies/client-capabilities.ts";
 import { compilePolicy, POLICIES, type Policy, seedSql } from "../../policies/index.ts";
+import { listServerTools } from "../../scripts/lib/server-tools.ts";
 import { d1Execute } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import { DemoOAuthProvider, type DemoPerson } from "./helpers/oauth-flow.ts";
@@ -87,6 +93,19 @@ const EXPECTED: Record<DemoPerson, string[]> = {
 };
 const ALL_TOOLS = [...new Set(Object.values(EXPECTED).flat())];
 
+/**
+ * The tools `everything` offers only to a client that can answer its requests, written out by hand (the
+ * catalog snapshot records the same, read from the server: policies/catalog.snapshot.ts, `needs`).
+ */
+const GATED: Record<string, readonly ClientCapabilityName[]> = {
+  "everything__get-roots-list": ["roots"],
+  "everything__trigger-elicitation-request": ["elicitation.form", "elicitation.url"],
+  "everything__trigger-sampling-request": ["sampling"],
+  "everything__trigger-url-elicitation": ["elicitation.url"],
+};
+/** What a client that declared no sampling, elicitation or roots may use (the matrix's client declares none). */
+const usableWithout = (names: readonly string[]) => names.filter((n) => !Object.hasOwn(GATED, n));
+
 /** Arguments that make each tool finish quickly and harmlessly (validation errors are fine: they are not denials). */
 const SAFE_ARGS: Record<string, Record<string, unknown>> = {
   everything__echo: { message: "matrix" },
@@ -102,12 +121,14 @@ const notFound = (name: string) => ({ code: -32602, message: `MCP error -32602: 
 describe("the permission matrix of the dev policy (tools/list and tools/call)", () => {
   for (const person of Object.keys(EXPECTED) as DemoPerson[]) {
     it(`${person}: tools/list is exactly the permitted set, and every call is allowed or denied as the policy says`, async () => {
+      // This client declared no sampling, elicitation or roots: the tools that need one are not its to use.
       const { client } = await as(person);
+      const usable = usableWithout(EXPECTED[person]);
       const listed = (await client.listTools()).tools.map((t) => t.name).sort();
-      expect(listed).toEqual([...EXPECTED[person]].sort());
+      expect(listed).toEqual([...usable].sort());
       for (const name of ALL_TOOLS) {
         const error = await callError(client, name, SAFE_ARGS[name] ?? {});
-        if (EXPECTED[person].includes(name)) expect(error, `${person} may call ${name}`).not.toEqual(notFound(name));
+        if (usable.includes(name)) expect(error, `${person} may call ${name}`).not.toEqual(notFound(name));
         else expect(error, `${person} may not call ${name}`).toEqual(notFound(name));
       }
     });
@@ -140,6 +161,57 @@ describe("the permission matrix of the dev policy (tools/list and tools/call)", 
       command: "sh",
     });
     expect(smuggled?.message).toContain("Invalid arguments for execute_stdio");
+  });
+});
+
+describe("a client sees what it can use (legacy sessions: the client's initialize capabilities)", () => {
+  const PROBES: Record<string, Record<string, unknown>> = {
+    none: {},
+    sampling: { sampling: {} },
+    "elicitation (form)": { elicitation: { form: {} } },
+    "elicitation (url)": { elicitation: { url: {} } },
+    roots: { roots: {} },
+    "all of them": ALL_CLIENT_CAPABILITIES,
+  };
+  for (const [label, capabilities] of Object.entries(PROBES)) {
+    it(`bob declaring ${label}: listed what the server itself lists to such a client, less what the policy refuses`, async () => {
+      const bob = await connectAs(stack.url, "bob", { clientOptions: { capabilities } });
+      try {
+        const direct = await listServerTools("everything", capabilities);
+        const expected = Object.keys(direct.tools)
+          .map((t) => `everything__${t}`)
+          .filter((n) => EXPECTED.bob.includes(n))
+          .sort();
+        const listed = (await bob.client.listTools()).tools
+          .map((t) => t.name)
+          .filter((n) => n.startsWith("everything__"));
+        expect(listed.sort()).toEqual(expected);
+        // The hand-written gating agrees: a gated tool is listed exactly when one capability it needs was declared.
+        const declared = declaredCapabilities(capabilities);
+        for (const [name, needs] of Object.entries(GATED)) {
+          expect(listed.includes(name), name).toBe(needs.some((n) => declared.has(n)));
+        }
+        // A gated tool this client cannot use is refused as one that does not exist.
+        for (const name of Object.keys(GATED).filter((n) => !listed.includes(n))) {
+          expect(await callError(bob.client, name, {})).toEqual(notFound(name));
+        }
+      } finally {
+        await bob.client.close();
+      }
+    });
+  }
+
+  it("a client that declared nothing is listed what talking to the server directly with nothing lists (13, not 17)", async () => {
+    const direct = await listServerTools("everything", {});
+    const full = await listServerTools("everything", ALL_CLIENT_CAPABILITIES);
+    expect(Object.keys(full.tools).length - Object.keys(direct.tools).length).toBe(Object.keys(GATED).length);
+    const { client } = await as("alice");
+    const listed = (await client.listTools()).tools.map((t) => t.name).filter((n) => n.startsWith("everything__"));
+    expect(listed.sort()).toEqual(
+      Object.keys(direct.tools)
+        .map((t) => `everything__${t}`)
+        .sort(),
+    );
   });
 });
 
@@ -207,7 +279,7 @@ describe("bypass attempts are answered exactly like a tool that does not exist",
     });
     expect(res.status).toBe(404);
     // Bob's own session still works.
-    expect((await bob.client.listTools()).tools.length).toBe(EXPECTED.bob.length);
+    expect((await bob.client.listTools()).tools.length).toBe(usableWithout(EXPECTED.bob).length);
   });
 
   it("a policy re-seed that removes a grant takes effect on the very next call", async () => {

@@ -292,3 +292,106 @@ describe("Mcp-Name Base64 sentinel decoding (streamable-http, Value Encoding)", 
     expect(decodeSentinel("héllo")).toBeNull();
   });
 });
+
+/**
+ * Modern resources/*, prompts/* and completion/complete go through the session path's functions
+ * (worker/mcp/content.ts): the same decision (a server-wide read), the same audit row, the same answer for
+ * a target the caller may not use as for one that does not exist. No bridge runs here: an allowed request
+ * ends as "not available"; the e2e file reads real resources and prompts of `everything`.
+ *
+ * carol (reader) holds a server-wide read on everything; erin holds only three tools, so no content.
+ */
+describe("modern resources, prompts and completion: the same decision and audit as the legacy path", () => {
+  const RESOURCE = "hatago:everything:demo://resource/static/document/architecture.md";
+
+  it("server/discover advertises tools, resources, prompts and completions (no subscribe, no listChanged)", async () => {
+    const res = await modern(erin, { method: "server/discover" });
+    const body = (await res.json()) as { result: { capabilities: Record<string, unknown> } };
+    expect(body.result.capabilities).toEqual({ tools: {}, resources: {}, prompts: {}, completions: {} });
+  });
+
+  it("resources/read of a server the caller may not read reads like a missing resource, audited as a denial", async () => {
+    const res = await modern(erin, { method: "resources/read", params: { uri: RESOURCE } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: 1, error: { message: `Resource ${RESOURCE} not found` } });
+    expect(await auditRows("mock:erin")).toEqual([
+      {
+        action: "resources/read",
+        server: "everything",
+        tool: RESOURCE,
+        decision: "deny",
+        reason: "server_not_granted",
+        session_id: null,
+      },
+    ]);
+  });
+
+  it("prompts/get of a server the caller may not read reads like a missing prompt, audited as a denial", async () => {
+    const res = await modern(dave, { method: "prompts/get", params: { name: "everything__simple-prompt" } });
+    expect(await res.json()).toMatchObject({ error: { message: "Prompt everything__simple-prompt not found" } });
+    expect(await auditRows("mock:dave")).toEqual([
+      expect.objectContaining({ action: "prompts/get", server: "everything", decision: "deny" }),
+    ]);
+  });
+
+  it("a name that names no server is refused the same way (unknown_target), for reads and prompts", async () => {
+    const carol = await tokenFor("carol");
+    const read = await modern(carol, { method: "resources/read", params: { uri: "file:///etc/passwd" } });
+    expect(await read.json()).toMatchObject({ error: { message: "Resource file:///etc/passwd not found" } });
+    const prompt = await modern(carol, { method: "prompts/get", params: { name: "nosuch__prompt" } });
+    expect(await prompt.json()).toMatchObject({ error: { message: "Prompt nosuch__prompt not found" } });
+    const rows = await auditRows("mock:carol");
+    expect(rows.map((r) => [r.action, r.decision, r.reason])).toEqual([
+      ["resources/read", "deny", "unknown_target"],
+      ["prompts/get", "deny", "unknown_target"],
+    ]);
+  });
+
+  it("completion/complete for a prompt the caller may not read is refused as missing, audited", async () => {
+    const res = await modern(erin, {
+      method: "completion/complete",
+      params: { ref: { type: "ref/prompt", name: "everything__args-prompt" }, argument: { name: "city", value: "P" } },
+    });
+    expect(await res.json()).toMatchObject({ error: { message: "Prompt everything__args-prompt not found" } });
+    expect(await auditRows("mock:erin")).toEqual([
+      expect.objectContaining({ action: "completion/complete", decision: "deny", reason: "server_not_granted" }),
+    ]);
+  });
+
+  it("an invalid prompts/get of a readable server is -32602, after its decision and with its row", async () => {
+    const carol = await tokenFor("carol");
+    const res = await modern(carol, {
+      method: "prompts/get",
+      params: { name: "everything__args-prompt", arguments: "not an object" },
+    });
+    expect(await res.json()).toMatchObject({ error: { code: -32602 } });
+    expect(await auditRows("mock:carol")).toEqual([
+      expect.objectContaining({ action: "prompts/get", decision: "deny", reason: "invalid_params" }),
+    ]);
+  });
+
+  it("an allowed resources/read is sent and recorded however it ends (no bridge here: not available)", async () => {
+    const carol = await tokenFor("carol");
+    const res = await modern(carol, { method: "resources/read", params: { uri: RESOURCE } });
+    const body = (await res.json()) as { error?: { message: string } };
+    expect(body.error?.message).toContain('"everything" server is not available');
+    const rows = await auditRows("mock:carol");
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ action: "resources/read", decision: "allow", session_id: null });
+  });
+
+  it("lists for a caller who may read nothing are empty (nothing asked of any server)", async () => {
+    for (const method of ["resources/list", "resources/templates/list", "prompts/list"] as const) {
+      const res = await modern(dave, { method });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { result: Record<string, unknown> };
+      const field = {
+        "resources/list": "resources",
+        "resources/templates/list": "resourceTemplates",
+        "prompts/list": "prompts",
+      }[method];
+      expect(body.result).toMatchObject({ resultType: "complete", [field]: [], cacheScope: "private" });
+    }
+    expect(await auditRows("mock:dave")).toEqual([]);
+  });
+});

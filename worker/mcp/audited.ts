@@ -9,6 +9,7 @@ import {
 import { jsonDepthExceeds, jsonRpcRequestProblem, MAX_JSON_DEPTH } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import type { ServerId } from "../../policies/catalog.ts";
+import { type DeclaredCapabilities, usableWith } from "../../policies/client-capabilities.ts";
 import { authorize, type Decision } from "../../policies/decide.ts";
 import { argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
@@ -126,6 +127,7 @@ export async function decideAudited(
   deps: { readonly liveTools: LiveTools },
   ctx: RequestContext,
   request: Pick<AuditedRequest, "method" | "params">,
+  declared: DeclaredCapabilities,
 ): Promise<AuditedTarget> {
   const { method, params } = request;
   if (method === "tools/call") {
@@ -143,9 +145,15 @@ export async function decideAudited(
     }
     if (typeof name !== "string") return unnamed("tools/call", "name");
     const target = parseQualifiedName(name);
-    const verdict: Verdict = target
+    const decided: Verdict = target
       ? await decideTool(deps, ctx, target.server, target.name)
       : { allow: false, reason: "unknown_tool" };
+    // A tool the server offers only to clients that can answer its sampling, elicitation or roots requests
+    // does not exist for a client that declared none of the ones it needs (policies/client-capabilities.ts).
+    const verdict: Verdict =
+      decided.allow && target && !usableWith(declared, target.server, target.name)
+        ? { allow: false, reason: "client_capability_missing" }
+        : decided;
     return {
       action: "tools/call",
       server: target?.server ?? null,
@@ -221,12 +229,13 @@ export async function refuseInvalidAudited(
   deps: Pick<ToolCallDeps, "liveTools" | "db" | "auditKey">,
   ctx: RequestContext,
   message: unknown,
+  declared: DeclaredCapabilities,
 ): Promise<AuditedRefusal | null> {
   const request = auditedRequestOf(message);
   const problem = request ? auditedRequestProblem(request) : null;
   if (!request || !problem) return null;
   const status = problem.tooDeep ? 400 : 200;
-  const decided = await decideAudited(deps, ctx, request);
+  const decided = await decideAudited(deps, ctx, request, declared);
   // The digest walk is iterative (audit.ts), so even a too-deep argument is digested, not stored.
   const digest =
     request.method === "tools/call" ? await argsDigest(deps.auditKey, request.params.arguments ?? {}) : null;

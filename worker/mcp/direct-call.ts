@@ -7,6 +7,7 @@ import type { Kysely } from "kysely";
 import { type BridgeKey, bridgeMcpPath } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import type { ServerId } from "../../policies/catalog.ts";
+import { declaredCapabilities } from "../../policies/client-capabilities.ts";
 import { argsDigest } from "../audit/audit.ts";
 import { type Caller, loadRequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor } from "../bridge/router.ts";
@@ -43,6 +44,9 @@ export const DIRECT_SESSION_PREFIX = "d-";
 export function directCallsAllowed(capabilities: ClientCapabilities | undefined): boolean {
   return !capabilities?.sampling && !capabilities?.elicitation && !capabilities?.roots;
 }
+
+/** What a direct session's client declared: none of the capabilities tools are gated on. */
+const NOTHING_DECLARED = declaredCapabilities({});
 
 /** A `tools/call` that may take the direct path, as the client sent it. */
 export interface DirectCall {
@@ -129,7 +133,8 @@ export async function runDirectCall(
   };
   const send: SendCall = (server, params) =>
     sendOnBridgeSession(deps, fetchBridge, { principal: caller.principal, sessionId }, server, backend, params);
-  const answer = await callTool(coreDeps, ctx, call.params, send, { digest });
+  // Only a client that declared no sampling, elicitation or roots has a direct session (directCallsAllowed).
+  const answer = await callTool(coreDeps, ctx, call.params, send, { digest, declared: NOTHING_DECLARED });
   if (answer.kind === "not_sent") return null;
   return new Response(JSON.stringify(answerMessage(call.id, answer)), {
     status: 200,

@@ -1,5 +1,6 @@
 import { type CallToolRequest, type CallToolResult, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
+import type { DeclaredCapabilities } from "../../policies/client-capabilities.ts";
 import { argsDigest } from "../audit/audit.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { decideAudited } from "./audited.ts";
@@ -15,7 +16,8 @@ import { EXECUTE_STDIO_TOOL } from "./names.ts";
  * 2026-07-28 request, modern/). Each path passes only how to send the call to the server; everything
  * else is decided here, once:
  *
- * 1. the decision (audited.ts, decideAudited → policies/decide.ts), from the name alone;
+ * 1. the decision (audited.ts, decideAudited → policies/decide.ts), from the name alone, and whether the
+ *    client declared a capability the tool needs (policies/client-capabilities.ts);
  * 2. a refusal is audited as a denial and answered exactly like a tool that does not exist;
  * 3. the rate limit (audited when it refuses);
  * 4. the call is sent, in the server's own terms: its own tool name, no `_meta` (the gateway's client
@@ -52,6 +54,12 @@ export type ToolCallAnswer =
   | { readonly kind: "not_sent" };
 
 export interface ToolCallOptions {
+  /**
+   * What the client declared it can answer (its initialize capabilities; a modern request's `_meta`). A
+   * tool that needs a capability it did not declare is refused like a tool that does not exist, and
+   * audited as a denial (`client_capability_missing`). Required: an omission would offer every tool.
+   */
+  readonly declared: DeclaredCapabilities;
   /** The arguments' audit digest, when the path started computing it early (direct-call.ts). */
   readonly digest?: Promise<string>;
 }
@@ -65,14 +73,14 @@ export async function callTool(
   ctx: RequestContext,
   params: CallToolRequest["params"],
   send: SendCall,
-  options: ToolCallOptions = {},
+  options: ToolCallOptions,
 ): Promise<ToolCallAnswer> {
   const digest = await (options.digest ?? argsDigest(deps.auditKey, params.arguments ?? {}));
   try {
     if (params.name === EXECUTE_STDIO_TOOL) {
       return { kind: "result", result: await runExecuteStdio(deps, ctx, params.arguments, digest, auditOrFail) };
     }
-    const decided = await decideAudited(deps, ctx, { method: "tools/call", params });
+    const decided = await decideAudited(deps, ctx, { method: "tools/call", params }, options.declared);
     const target = decided.target;
     if (!target || !decided.verdict.allow) {
       await auditOrFail(deps, ctx, {

@@ -1,5 +1,6 @@
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { SERVER_IDS, type ServerId } from "../../policies/catalog.ts";
+import { type DeclaredCapabilities, usableWith } from "../../policies/client-capabilities.ts";
 import { authorize } from "../../policies/decide.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { executeStdioTool } from "./execute-stdio.ts";
@@ -20,7 +21,17 @@ export function mayUseServer(ctx: RequestContext, server: ServerId): boolean {
   return false;
 }
 
-export async function listTools(ctx: RequestContext, listFrom: ListServerTools): Promise<Tool[]> {
+/**
+ * `declared`: what the client declared it can answer (initialize's capabilities on a legacy session, the
+ * request's `_meta` on a modern one). A tool the server offers only to clients with a capability this one
+ * did not declare is not listed (policies/client-capabilities.ts), as the server itself would not list it
+ * to this client; calling it is refused the same way (audited.ts).
+ */
+export async function listTools(
+  ctx: RequestContext,
+  listFrom: ListServerTools,
+  declared: DeclaredCapabilities,
+): Promise<Tool[]> {
   const tools: Tool[] = [];
   const executable = SERVER_IDS.filter((s) => authorize(ctx.grants, { kind: "execute", server: s }).allow);
   if (executable.length > 0) tools.push(executeStdioTool(executable));
@@ -37,6 +48,7 @@ export async function listTools(ctx: RequestContext, listFrom: ListServerTools):
   );
   for (const { server: s, tools: list } of perServer) {
     for (const tool of list) {
+      if (!usableWith(declared, s, tool.name)) continue;
       if (authorize(ctx.grants, { kind: "tool", server: s, tool: tool.name, annotations: tool.annotations }).allow) {
         tools.push({ ...tool, name: qualifyName(s, tool.name) });
       }

@@ -1,6 +1,7 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
+import { declaredCapabilities } from "../../policies/client-capabilities.ts";
 import type { Backends } from "./backends.ts";
 import { failedOutcome } from "./call-guards.ts";
 import { contextOf } from "./context.ts";
@@ -25,8 +26,11 @@ export interface ToolDeps extends ToolCallDeps {
  * requests to this client.
  */
 export function registerToolHandlers(server: Server, deps: ToolDeps): void {
+  // What this session's client declared in its initialize: it is listed, and may call, only the tools
+  // those capabilities can use (policies/client-capabilities.ts).
+  const declared = () => declaredCapabilities(server.getClientCapabilities());
   server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => ({
-    tools: await listTools(contextOf(extra), (s) => deps.backends().tools(s)),
+    tools: await listTools(contextOf(extra), (s) => deps.backends().tools(s), declared()),
   }));
 
   // Only valid calls reach this handler: an invalid one was refused, after its decision and with its row,
@@ -58,7 +62,7 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
         deps.inFlight.end(target, extra.requestId);
       }
     };
-    const answer = await callTool(deps, contextOf(extra), req.params, send);
+    const answer = await callTool(deps, contextOf(extra), req.params, send, { declared: declared() });
     switch (answer.kind) {
       case "result":
         return answer.result;

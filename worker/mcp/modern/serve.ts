@@ -1,13 +1,39 @@
-import { type CallToolRequest, CallToolRequestSchema, ErrorCode, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type CallToolRequest,
+  CallToolRequestSchema,
+  type CompleteRequest,
+  CompleteRequestSchema,
+  ErrorCode,
+  type GetPromptRequest,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  McpError,
+  type ReadResourceRequest,
+  ReadResourceRequestSchema,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { BRIDGE_ROUTES, type BridgeKey } from "../../../container/src/contract.ts";
 import type { ServerId } from "../../../policies/catalog.ts";
+import { declaredCapabilities } from "../../../policies/client-capabilities.ts";
 import { type Caller, loadRequestContext } from "../../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../../bridge/router.ts";
 import type { Database } from "../../db/database.ts";
 import { refuseInvalidAudited } from "../audited.ts";
+import {
+  type ContentMethod,
+  type ContentSender,
+  complete,
+  getPrompt,
+  listPrompts,
+  listResources,
+  listResourceTemplates,
+  readResource,
+} from "../content.ts";
 import type { ToolCallDeps } from "../deps.types.ts";
-import { GatewayError, jsonRpcErrorResponse } from "../errors.ts";
+import { GatewayError, jsonRpcErrorResponse, RpcError } from "../errors.ts";
 import { INSTRUCTIONS, SERVER_INFO } from "../server-info.ts";
 import { answerMessage, callTool, outcomeOfReply, type SendCall } from "../tool-call.ts";
 import { listTools } from "../tool-list.ts";
@@ -20,9 +46,11 @@ import { ALL_PROTOCOL_VERSIONS, checkModernRequest, type ModernRequest } from ".
  * bridge's `/execute` (one JSON-RPC request to the server's process). No session object, no bridge
  * session, no `Mcp-Session-Id` (one sent is ignored and never echoed: this request is not part of it).
  *
- * Served: `server/discover`, `ping`, `tools/list`, `tools/call`. Any other method is 404 with -32601, as
- * the revision asks of a method the server does not implement, and `server/discover` advertises only
- * `tools`, so a client knows not to ask (README, Limitations).
+ * Served: `server/discover`, `ping`, `tools/list`, `tools/call`, and through the session path's functions
+ * (content.ts) `resources/list`, `resources/templates/list`, `resources/read`, `prompts/list`, `prompts/get`,
+ * `completion/complete`. Any other method (`subscriptions/listen`, `resources/subscribe`, …) is 404 with
+ * -32601, as the revision asks of a method the server does not implement, and `server/discover` advertises
+ * no `subscribe` or `listChanged`, so a client knows not to ask (README, Limitations).
  */
 export interface ModernDeps {
   readonly db: Kysely<Database>;
@@ -74,6 +102,13 @@ async function serve(deps: ModernDeps, caller: Caller, request: Request, message
     case "tools/list":
     case "tools/call":
       return await serveTools(deps, caller, request, modern);
+    case "resources/list":
+    case "resources/templates/list":
+    case "resources/read":
+    case "prompts/list":
+    case "prompts/get":
+    case "completion/complete":
+      return await serveContent(deps, caller, request, { ...modern, method: modern.method });
     default:
       throw new GatewayError(404, ErrorCode.MethodNotFound, `Method not found: ${modern.method.slice(0, 64)}`);
   }
@@ -83,7 +118,8 @@ function discoverResult() {
   return {
     resultType: "complete",
     supportedVersions: [...ALL_PROTOCOL_VERSIONS],
-    capabilities: { tools: {} },
+    // No listChanged and no subscribe: there is no subscriptions/listen yet (README, Limitations).
+    capabilities: { tools: {}, resources: {}, prompts: {}, completions: {} },
     _meta: { "io.modelcontextprotocol/serverInfo": SERVER_INFO },
     instructions: INSTRUCTIONS,
     ttlMs: DISCOVER_TTL_MS,
@@ -91,12 +127,8 @@ function discoverResult() {
   };
 }
 
-async function serveTools(
-  deps: ModernDeps,
-  caller: Caller,
-  request: Request,
-  modern: ModernRequest & { readonly id: string | number },
-): Promise<Response> {
+/** What one modern request needs to reach the servers: its context, and `/execute` toward each server. */
+async function prepare(deps: ModernDeps, caller: Caller, request: Request) {
   const keys = deps.keys();
   const ctx = await loadRequestContext(deps.db, caller, null);
   const { bridge, audit } = await keys;
@@ -140,14 +172,27 @@ async function serveTools(
     liveTools,
     execute: (server, _principal, message) => executeOnBridge(fetchBridge, server, message),
   };
+  return { ctx, rpc, liveTools, core };
+}
+
+async function serveTools(
+  deps: ModernDeps,
+  caller: Caller,
+  request: Request,
+  modern: ModernRequest & { readonly id: string | number },
+): Promise<Response> {
+  const { ctx, rpc, liveTools, core } = await prepare(deps, caller, request);
+  // What this request's client declared in its `_meta`: it is listed, and may call, only the tools
+  // those capabilities can use (policies/client-capabilities.ts).
+  const declared = declaredCapabilities(modern.clientCapabilities);
 
   if (modern.method === "tools/list") {
-    const tools = await listTools(ctx, liveTools);
+    const tools = await listTools(ctx, liveTools, declared);
     return json(modern.id, { resultType: "complete", tools, ttlMs: LIST_TTL_MS, cacheScope: "private" });
   }
   // An invalid call is refused after its decision, with its one row, like on every path (audited.ts).
   const message = { jsonrpc: "2.0", id: modern.id, method: modern.method, params: modern.params };
-  const refused = await refuseInvalidAudited(core, ctx, message);
+  const refused = await refuseInvalidAudited(core, ctx, message, declared);
   if (refused) {
     const body = { jsonrpc: "2.0", id: modern.id, error: { code: refused.error.code, message: refused.error.message } };
     return new Response(JSON.stringify(body), { status: refused.status, headers: JSON_HEADERS });
@@ -157,12 +202,149 @@ async function serveTools(
     const { reply, id } = await rpc(server, "tools/call", sent);
     return outcomeOfReply(reply, id);
   };
-  const answer = await callTool(core, ctx, params, send);
+  const answer = await callTool(core, ctx, params, send, { declared });
   // The modern path always sends; `not_sent` is the direct path's alone.
   if (answer.kind === "not_sent") throw new Error("the modern path's call was not sent");
   const body = answerMessage(modern.id, answer);
   if ("result" in body) return json(modern.id, { ...body.result, resultType: "complete" });
   return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+}
+
+type ContentRequest = ModernRequest & { readonly id: string | number; readonly method: ContentMethod };
+
+/**
+ * resources/*, prompts/* and completion/complete: the session path's functions (content.ts: the same
+ * decision, the same audit row, the same renaming), sent with one `/execute` request each. A read or a
+ * prompt with invalid params is refused after its decision, with its row (audited.ts), like a tool call.
+ */
+async function serveContent(
+  deps: ModernDeps,
+  caller: Caller,
+  request: Request,
+  modern: ContentRequest,
+): Promise<Response> {
+  const { ctx, rpc, core } = await prepare(deps, caller, request);
+  const message = { jsonrpc: "2.0", id: modern.id, method: modern.method, params: modern.params };
+  const refused = await refuseInvalidAudited(core, ctx, message, declaredCapabilities(modern.clientCapabilities));
+  if (refused) return errorResponse(modern.id, refused.error, refused.status);
+  // The server's initialize result (the bridge answers it from its cache): asked once per request and server.
+  const initialized = new Map<ServerId, Promise<Readonly<Record<string, unknown>>>>();
+  const sender: ContentSender = {
+    capabilities: (server) => {
+      let pending = initialized.get(server);
+      if (!pending) {
+        pending = sendRpc(rpc, server, "initialize", INITIALIZE_PARAMS).then((r) =>
+          isObject(r.capabilities) ? r.capabilities : {},
+        );
+        initialized.set(server, pending);
+      }
+      return pending;
+    },
+    request: (server, method, params) => sendRpc(rpc, server, method, params),
+  };
+  try {
+    const parsed = CONTENT_REQUESTS[modern.method].safeParse({ method: modern.method, params: modern.params });
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+      throw new RpcError(ErrorCode.InvalidParams, `Invalid ${modern.method} request: ${issues}`);
+    }
+    const result = await runContent(core, ctx, sender, modern.method, parsed.data.params);
+    return json(modern.id, { ...result, resultType: "complete" });
+  } catch (error) {
+    if (error instanceof RpcError) return errorResponse(modern.id, error, 200);
+    // The server's own JSON-RPC error, passed on as the session path passes it on.
+    if (error instanceof McpError) {
+      const body = {
+        jsonrpc: "2.0",
+        id: modern.id,
+        error: { code: error.code, message: error.message, data: error.data },
+      };
+      return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+    }
+    throw error;
+  }
+}
+
+/** Each content method's request schema: what the SDK's `Server` checks on the session path. */
+const CONTENT_REQUESTS = {
+  "resources/list": ListResourcesRequestSchema,
+  "resources/templates/list": ListResourceTemplatesRequestSchema,
+  "resources/read": ReadResourceRequestSchema,
+  "prompts/list": ListPromptsRequestSchema,
+  "prompts/get": GetPromptRequestSchema,
+  "completion/complete": CompleteRequestSchema,
+} as const;
+
+async function runContent(
+  deps: ToolCallDeps,
+  ctx: Awaited<ReturnType<typeof prepare>>["ctx"],
+  sender: ContentSender,
+  method: ContentMethod,
+  params: unknown,
+): Promise<Record<string, unknown>> {
+  switch (method) {
+    case "resources/list":
+      return { resources: await listResources(ctx, sender), ttlMs: LIST_TTL_MS, cacheScope: "private" };
+    case "resources/templates/list":
+      return {
+        resourceTemplates: await listResourceTemplates(ctx, sender),
+        ttlMs: LIST_TTL_MS,
+        cacheScope: "private",
+      };
+    case "prompts/list":
+      return { prompts: await listPrompts(ctx, sender), ttlMs: LIST_TTL_MS, cacheScope: "private" };
+    case "resources/read":
+      // A read is cacheable like a list (the revision requires both fields): never cached, the caller's own.
+      return {
+        ...(await readResource(deps, ctx, sender, params as ReadResourceRequest["params"])),
+        ttlMs: LIST_TTL_MS,
+        cacheScope: "private",
+      };
+    case "prompts/get":
+      return getPrompt(deps, ctx, sender, params as GetPromptRequest["params"]);
+    case "completion/complete":
+      return complete(deps, ctx, sender, params as CompleteRequest["params"]);
+  }
+}
+
+/** What the bridge is asked when it is asked `initialize` on `/execute`: answered from its cache. */
+const INITIALIZE_PARAMS = {
+  protocolVersion: "2025-11-25",
+  capabilities: {},
+  clientInfo: { name: "hatago-modern", version: "1.0.0" },
+};
+
+/**
+ * One request to a server on `/execute`: its result, or an `McpError` with the server's JSON-RPC error;
+ * any other failure (the bridge down) is an Error, which the content functions record as unavailable.
+ */
+async function sendRpc(
+  rpc: Awaited<ReturnType<typeof prepare>>["rpc"],
+  server: ServerId,
+  method: string,
+  params: unknown,
+): Promise<Record<string, unknown>> {
+  const { reply, id } = await rpc(server, method, params);
+  if (!isObject(reply) || reply.id !== id) throw new Error("the bridge answered another request");
+  if (isObject(reply.error)) {
+    const code = typeof reply.error.code === "number" ? reply.error.code : ErrorCode.InternalError;
+    const message = typeof reply.error.message === "string" ? reply.error.message : "error";
+    // McpError prefixes its message; the server's own text is what is passed on.
+    const error = new McpError(code, message, reply.error.data);
+    error.message = message;
+    throw error;
+  }
+  if (!isObject(reply.result)) throw new Error("the bridge's answer has no result");
+  return reply.result;
+}
+
+function errorResponse(id: string | number, error: RpcError, status: number): Response {
+  const body = { jsonrpc: "2.0", id, error: { code: error.code, message: error.message } };
+  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" } as const;
