@@ -13,6 +13,8 @@ export const PORTS = {
   metered: { worker: 18640, bridge: 18641, inspector: 18642 },
   /** bench/profile/worker.ts */
   profile: { worker: 18650, bridge: 18651, inspector: 18652 },
+  /** The memory soak's own local stack (fresh, so earlier scenarios' calls do not count). */
+  soak: { worker: 18660, bridge: 18661, inspector: 18662 },
 } as const;
 
 export interface Level {
@@ -37,7 +39,25 @@ export interface Plan {
   readonly memorySettleMs: number;
   /** Calls per phase of the gateway cost count. */
   readonly billableCalls: number;
+  readonly soak: SoakPlan;
 }
+
+/** The memory soak: sequential echo calls on one gateway session, the stack's memory read after each batch. */
+export interface SoakPlan {
+  readonly batches: number;
+  readonly callsPerBatch: number;
+  readonly warmupCalls: number;
+  /** Wait before each reading (the last call's audit write lands, timers fire). */
+  readonly settleMs: number;
+}
+
+/**
+ * The soak's goal: from the reading after the second batch to the last, no process of the gateway
+ * (both workerd processes, the bridge) grows by more than this per 1,000 calls (a fitted slope; 1 MiB
+ * per 1,000 calls is about 1 KiB per call). Before the local runtime settings (scripts/lib/local-stack.ts)
+ * the Worker's workerd grew by 28–38 and wrangler's proxy by ~44; with them, by 0.6–5 (bench/RESULTS.md).
+ */
+export const SOAK_PLATEAU_MIB_PER_1000_CALLS = 8;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -64,6 +84,7 @@ export const FULL: Plan = {
   memorySessions: { everything: 31, memory: 7 },
   memorySettleMs: 1_000,
   billableCalls: 200,
+  soak: { batches: 5, callsPerBatch: 1_000, warmupCalls: 50, settleMs: 1_000 },
 };
 
 /** A smoke check (under a minute): every target, scenario and check runs once, briefly. */
@@ -87,4 +108,5 @@ export const QUICK: Plan = {
   memorySessions: { everything: 3, memory: 2 },
   memorySettleMs: 100,
   billableCalls: 16,
+  soak: { batches: 3, callsPerBatch: 100, warmupCalls: 5, settleMs: 200 },
 };

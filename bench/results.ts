@@ -1,6 +1,7 @@
 import type { Level, Plan } from "./config.ts";
 import type { BillablePhase } from "./measure/billable.ts";
 import type { MemoryResult, RunResult, SetupResult } from "./measure/scenarios.ts";
+import type { SoakResult } from "./measure/soak.ts";
 import type { ServerName, TargetName } from "./targets/target.ts";
 
 /** Everything one bench run measured, as the report reads it. */
@@ -19,6 +20,9 @@ export interface Results {
   readonly memory: Map<TargetName, Map<ServerName, MemoryResult>>;
   billable: BillablePhase[] | null;
   billableError: string | null;
+  /** The memory soak (its own fresh stack), when it ran. */
+  soak: SoakResult | null;
+  soakError: string | null;
   readonly loadPerRound: number[];
   durationMs: number;
 }

@@ -1,7 +1,9 @@
 // Usage: npm run bench [-- --quick] [--rounds N] [--targets direct,bridge,gateway,supergateway,mcp-proxy]
-//        [--skip-count] [--no-write] [--bridge-cpu-prof DIR]
-// Full run (minutes): every target and scenario, interleaved rounds, results written into bench/RESULTS.md.
-// --quick (under a minute): one short round and a short cost count, printed only; RESULTS.md is not touched.
+//        [--skip-count] [--skip-soak] [--soak-only] [--soak-port N] [--no-write] [--bridge-cpu-prof DIR]
+// Full run (minutes): every target and scenario, interleaved rounds, the cost count and the memory soak,
+// results written into bench/RESULTS.md.
+// --quick (about a minute): one short round, a short cost count and soak, printed only; RESULTS.md is not touched.
+// --soak-only: just the memory soak (about 2 minutes; with --quick, seconds); rewrites only its block.
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -10,7 +12,9 @@ import { FULL, type Plan, PORTS, QUICK } from "./config.ts";
 import { machine, versions } from "./machine.ts";
 import { countBillable } from "./measure/billable.ts";
 import { runRounds } from "./measure/rounds.ts";
+import { runSoak } from "./measure/soak.ts";
 import { renderResults } from "./report/markdown.ts";
+import { renderSoak } from "./report/soak.ts";
 import { writeResultsBlock } from "./report/write.ts";
 import type { Results } from "./results.ts";
 import { bridgeTarget } from "./targets/bridge.ts";
@@ -25,6 +29,10 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     targets: { type: "string" },
     "skip-count": { type: "boolean", default: false },
+    "skip-soak": { type: "boolean", default: false },
+    "soak-only": { type: "boolean", default: false },
+    /** The soak stack's Worker port (bridge and inspector: the next two); the bench's own range otherwise. */
+    "soak-port": { type: "string" },
     "no-write": { type: "boolean", default: false },
     /** Write a V8 CPU profile of the bridge process (the `bridge` target) into this directory. */
     "bridge-cpu-prof": { type: "string" },
@@ -36,7 +44,13 @@ const rounds = values.rounds === undefined ? base.rounds : Number(values.rounds)
 if (!Number.isInteger(rounds) || rounds < 1)
   throw new Error(`--rounds must be a whole number ≥ 1, not "${values.rounds}"`);
 const plan: Plan = { ...base, rounds };
-const selected = (values.targets?.split(",") ?? [...TARGET_NAMES]).map((t) => t.trim());
+const soakOnly = values["soak-only"];
+if (soakOnly && values["skip-soak"]) throw new Error("--soak-only and --skip-soak exclude each other");
+const soakPort = values["soak-port"] === undefined ? PORTS.soak.worker : Number(values["soak-port"]);
+if (!Number.isInteger(soakPort) || soakPort < 1024 || soakPort > 65_533)
+  throw new Error(`--soak-port must be a port number (1024–65533), not "${values["soak-port"]}"`);
+const soakPorts = { worker: soakPort, bridge: soakPort + 1, inspector: soakPort + 2 };
+const selected = soakOnly ? [] : (values.targets?.split(",") ?? [...TARGET_NAMES]).map((t) => t.trim());
 for (const t of selected) {
   if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}" (${TARGET_NAMES})`);
 }
@@ -99,6 +113,8 @@ const results: Results = {
   memory: new Map(),
   billable: null,
   billableError: null,
+  soak: null,
+  soakError: null,
   loadPerRound: [],
   durationMs: 0,
 };
@@ -108,7 +124,7 @@ try {
     log(`starting ${name}`);
     started.push(await start(name));
   }
-  await runRounds(plan, started, results, log);
+  if (!soakOnly) await runRounds(plan, started, results, log);
   await stopAll();
   if (!values["skip-count"] && results.targets.includes("gateway")) {
     // A second stack, so the timings above ran the product's entry untouched.
@@ -123,6 +139,21 @@ try {
       results.billableError = error instanceof Error ? error.message : String(error);
       log(`count failed: ${results.billableError}`);
     }
+    await stopAll();
+  }
+  if (soakOnly || (!values["skip-soak"] && results.targets.includes("gateway"))) {
+    // A fresh stack of its own: the calls above must not count, and nothing else calls it meanwhile.
+    const { batches, callsPerBatch } = plan.soak;
+    log(`memory soak: ${batches} × ${callsPerBatch} echo calls on one session of a fresh local stack`);
+    try {
+      const dir = path.join(work, "soak");
+      const soakTarget = await gatewayTarget(soakPorts, dir);
+      started.push(soakTarget);
+      results.soak = await runSoak(soakTarget, plan.soak, path.join(dir, "wrangler"), log);
+    } catch (error) {
+      results.soakError = error instanceof Error ? error.message : String(error);
+      log(`soak failed: ${results.soakError}`);
+    }
   }
 } finally {
   await cleanup();
@@ -130,11 +161,14 @@ try {
 
 results.machine.loadAtEnd = os.loadavg();
 results.durationMs = performance.now() - t0;
-const report = renderResults(results);
-process.stdout.write(`${report}\n`);
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+const report = soakOnly ? null : renderResults(results);
+const soakReport = results.soak || results.soakError ? renderSoak(results, command) : null;
+process.stdout.write(`${[report, soakReport].filter((x) => x !== null).join("\n\n### Memory soak\n\n")}\n`);
 if (plan.mode === "full" && !values["no-write"]) {
   const file = path.join(REPO_ROOT, "bench/RESULTS.md");
-  await writeResultsBlock(file, report);
+  if (report !== null) await writeResultsBlock(file, report, "main");
+  if (soakReport !== null) await writeResultsBlock(file, soakReport, "soak");
   log(`results written to ${path.relative(REPO_ROOT, file)}`);
 }
 log(`done in ${(results.durationMs / 1000).toFixed(0)} s`);

@@ -3,6 +3,7 @@ import type { GatewayTarget } from "../targets/gateway.ts";
 import type { Session } from "../targets/target.ts";
 import { echo, readGraph, uniqueMessage } from "./calls.ts";
 import { type ProcessCpu, treeCpuByProcess } from "./proc.ts";
+import { roleOf } from "./roles.ts";
 
 /**
  * Counts what costs money on Cloudflare per gateway operation, on the local stack started with the metered
@@ -26,21 +27,6 @@ export interface BillablePhase {
   readonly tallies: Tallies;
   /** CPU ms per operation of each process of the local stack during the phase, by role. */
   readonly cpuByRole: Record<string, number>;
-}
-
-/** What each process of the local stack is, from its command line. */
-function roleOf(command: string, workerPort: string): string {
-  if (command.includes("/workerd")) {
-    return command.includes(`entry=127.0.0.1:${workerPort}`)
-      ? "workerd: wrangler's proxy in front of the Worker (local dev only)"
-      : "workerd: the Worker, its Durable Objects, local D1 and KV";
-  }
-  if (command.includes("wrangler")) return "wrangler (Node)";
-  if (command.includes("esbuild")) return "esbuild (wrangler's bundler)";
-  if (command.includes("container/src/main.ts")) return "bridge (Node)";
-  if (command.includes("server-everything")) return "everything (stdio server)";
-  if (command.includes("server-memory")) return "memory (stdio server)";
-  return command.slice(0, 60);
 }
 
 function cpuDelta(before: readonly ProcessCpu[], after: readonly ProcessCpu[], per: number, port: string) {

@@ -111,3 +111,24 @@ export function treeCpuByProcess(roots: readonly number[]): ProcessCpu[] {
   }
   return out;
 }
+
+export interface ProcessRss {
+  readonly pid: number;
+  readonly command: string;
+  readonly rssKiB: number;
+}
+
+/** RSS of each process in the tree, with its command line (processes that exit meanwhile are left out). */
+export function treeRssByProcess(roots: readonly number[]): ProcessRss[] {
+  const out: ProcessRss[] = [];
+  for (const pid of processTree(roots)) {
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      out.push({ pid, command, rssKiB: Number(/^Rss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0) });
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return out;
+}

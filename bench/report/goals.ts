@@ -1,6 +1,7 @@
 import { median } from "../measure/stats.ts";
 import { levelKey, payloadKey, type Results, seqKey } from "../results.ts";
 import { ms, rate, table } from "./format.ts";
+import { soakGoalRow } from "./soak.ts";
 import { bestPeer, callsPerSecond, mid, p50, pairedRatios, total } from "./values.ts";
 
 /** The goals of issue 7, checked against this run's medians (not timed tests: a reading aid). */
@@ -60,6 +61,8 @@ export function goalsTable(results: Results): string {
     `${wrong} wrong answers in all runs`,
     wrong === 0 ? "yes" : "no",
   ]);
+  const soak = soakGoalRow(results.soak, results.soakError);
+  if (soak) rows.push(soak);
   return table(["goal", "measured (medians over rounds)", "met"], rows);
 }
 
