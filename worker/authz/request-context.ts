@@ -42,15 +42,7 @@ export async function loadRequestContext(
   try {
     loaded = await loadPrincipalGrants(db, caller.subjects, { principal: caller.principal, sessionId });
   } catch (cause) {
-    throw new GatewayError(
-      503,
-      ErrorCode.InternalError,
-      "Authorization is temporarily unavailable; try again shortly.",
-      {
-        cause,
-        retryAfterSeconds: 5,
-      },
-    );
+    throw authorizationUnavailable(cause);
   }
   refuseOutOfStanding(loaded.standing, caller);
   return {
@@ -61,6 +53,19 @@ export async function loadRequestContext(
     callsInWindow: loaded.callsInWindow,
     session: loaded.session,
   };
+}
+
+/** SECURITY: D1 failing is a 503 with Retry-After, never an allow and never a cached answer. */
+function authorizationUnavailable(cause: unknown): GatewayError {
+  return new GatewayError(
+    503,
+    ErrorCode.InternalError,
+    "Authorization is temporarily unavailable; try again shortly.",
+    {
+      cause,
+      retryAfterSeconds: 5,
+    },
+  );
 }
 
 /**
@@ -77,15 +82,7 @@ export async function loadContextWithoutGrants(
   try {
     standing = await loadStanding(db, caller.subjects);
   } catch (cause) {
-    throw new GatewayError(
-      503,
-      ErrorCode.InternalError,
-      "Authorization is temporarily unavailable; try again shortly.",
-      {
-        cause,
-        retryAfterSeconds: 5,
-      },
-    );
+    throw authorizationUnavailable(cause);
   }
   refuseOutOfStanding(standing, caller);
   return contextWithoutGrants(caller, sessionId);
