@@ -21,6 +21,8 @@ import { type StateStore, StateStoreError } from "./store.ts";
 
 /** A burst of calls ends: save this long after the last answer (coalesces bursts, keeps the loss window small). */
 export const QUIET_SAVE_DELAY_MS = 1_000;
+/** Restore retries within this long of the first attempt are logged at debug (the Worker may be starting). */
+const RESTORE_QUIET_FOR_MS = 10_000;
 /** How long a restore keeps trying an unreachable store (locally the Worker may still be starting). */
 const RESTORE_RETRY_FOR_MS = 60_000;
 const RESTORE_RETRY_BASE_MS = 250;
@@ -165,7 +167,10 @@ export class StateKeeper {
           return;
         }
         const waited = Date.now() - started;
-        log.warn("state.restore_failed", { child: label, attempt, error: errorText(error) });
+        // Locally the bridge starts before the Worker that stores state: the first seconds of retries are
+        // expected, so they are debug lines; a store still unreachable after that is a warning.
+        const level = waited < RESTORE_QUIET_FOR_MS ? "debug" : "warn";
+        log[level]("state.restore_failed", { child: label, attempt, error: errorText(error) });
         if (waited >= RESTORE_RETRY_FOR_MS || this.#disposed) {
           throw new Error(`the saved state could not be restored: ${errorText(error)}`);
         }
