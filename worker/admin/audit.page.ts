@@ -16,7 +16,7 @@ import {
   OUTCOME_FILTERS,
 } from "./audit.query.ts";
 import { consolePage } from "./console.layout.ts";
-import type { ConsoleEnv } from "./console.routes.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleDeps } from "./console-session.ts";
 import { isTimeZone, localInputToMs, timeElement } from "./console-time.ts";
 import { type KnownSubject, knownSubjects, resolvePrincipal } from "./people.query.ts";

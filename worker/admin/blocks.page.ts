@@ -7,7 +7,7 @@ import type { AdminBindings } from "./admin-request.ts";
 import { adminAudit } from "./admin-request.ts";
 import { blockRefusal, blockSubject, liftBlock, listBlocks, subjectIsKnown } from "./blocks.routes.ts";
 import { consolePage, csrfField } from "./console.layout.ts";
-import type { ConsoleEnv } from "./console.routes.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleSession } from "./console-session.ts";
 import { timeElement } from "./console-time.ts";
 

@@ -203,3 +203,12 @@ function timingSafeEqual(a: string, b: string): boolean {
   for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
   return diff === 0;
 }
+
+/**
+ * Hono's environment for console routes: the Worker's bindings and, past the guard, the admin's session.
+ * Here rather than in console.routes.ts, so the pages that router mounts import no module that imports them.
+ */
+export interface ConsoleEnv {
+  Bindings: Env;
+  Variables: { session: ConsoleSession };
+}

@@ -17,11 +17,11 @@ import { adminAudit } from "./admin-request.ts";
 import { mountAuditPages } from "./audit.page.ts";
 import { mountBlockPages } from "./blocks.page.ts";
 import { forbiddenPage, plainPage, signInPage } from "./console.layout.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import {
   CONSOLE_CALLBACK_PATH,
   CONSOLE_PATH,
   type ConsoleDeps,
-  type ConsoleSession,
   checkConsoleSession,
   checkConsoleToken,
   consoleAuthorizeUrl,
@@ -33,16 +33,11 @@ import {
   SIGN_IN_COOKIE,
   SIGN_IN_TTL_SECONDS,
 } from "./console-session.ts";
+
 import { mountHealthPage } from "./health.page.ts";
 import { overviewPage } from "./overview.page.ts";
 import { mountPeoplePages } from "./people.page.ts";
 import { mountTokenPage } from "./token.page.ts";
-
-/** Hono's environment for console routes: the Worker's bindings and, past the guard, the admin's session. */
-export interface ConsoleEnv {
-  Bindings: Env;
-  Variables: { session: ConsoleSession };
-}
 
 /** Console forms carry a subject, a reason and a CSRF token: a few KiB at most. */
 export const MAX_CONSOLE_FORM_BYTES = 8_192;

@@ -7,7 +7,7 @@ import { fetchBridgeHealth } from "../health.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
 import { consolePage } from "./console.layout.ts";
-import type { ConsoleEnv } from "./console.routes.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleDeps } from "./console-session.ts";
 
 const HEALTH_PATH = `${CONSOLE_PATH}/health` as const;

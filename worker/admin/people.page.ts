@@ -6,7 +6,7 @@ import { MAX_SUBJECTS } from "../db/grants.repository.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
 import { consolePage } from "./console.layout.ts";
-import type { ConsoleEnv } from "./console.routes.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleDeps } from "./console-session.ts";
 import { timeElement } from "./console-time.ts";
 import { type AccessReport, explainAccess, type ToolAccess } from "./people.access.ts";

@@ -4,7 +4,7 @@ import { readSingleValueForm } from "../http/form.ts";
 import { html } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
 import { consolePage, csrfField } from "./console.layout.ts";
-import type { ConsoleEnv } from "./console.routes.ts";
+import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleDeps } from "./console-session.ts";
 import { timeElement } from "./console-time.ts";
 

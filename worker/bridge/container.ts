@@ -6,9 +6,8 @@ import {
   importBridgeKey,
   ReplayCache,
 } from "../../container/src/contract.ts";
-import { secretVariable } from "../../container/src/secrets.ts";
+import { secretsFor, secretVariable } from "../../container/src/secrets.ts";
 import { catalog, connectionOf, isServerId } from "../../policies/catalog.ts";
-import type { CatalogEntry } from "../../policies/catalog.types.ts";
 import { parseConfig } from "../config.ts";
 import { type ConnectRuntime, connectRuntime, handleBridgeConnectionRequest } from "../connect/index.ts";
 import type { Env } from "../env.ts";
@@ -82,12 +81,14 @@ export function containerSecretEnv(
 ): Record<string, string> {
   const server = containerStateEnv(name).HATAGO_BRIDGE_SERVERS;
   if (server === undefined || !isServerId(server)) return {};
+  // The bridge's own reader of a server's secrets (the variables carry the server id), renamed back.
+  const strings = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === "string")) as Record<
+    string,
+    string
+  >;
   const values: Record<string, string> = {};
-  const entry: CatalogEntry = catalog[server];
-  for (const secret of Object.keys(entry.secrets ?? {})) {
-    const variable = secretVariable(server, secret);
-    const value = env[variable];
-    if (typeof value === "string" && value !== "") values[variable] = value;
+  for (const [secret, value] of Object.entries(secretsFor(server, catalog[server], strings))) {
+    values[secretVariable(server, secret)] = value;
   }
   return values;
 }
@@ -97,31 +98,45 @@ let stateKey: { secret: string; key: Promise<BridgeKey> } | undefined;
 const stateReplay = new ReplayCache(10_000);
 
 /**
+ * The connection runtime of the configuration in `env`, built once per `env` (as boot.ts caches the
+ * Worker): the connection host is on the path of every tool call to a server that uses a connection.
+ * `null` when the configuration is invalid (answered 503).
+ */
+const connectionByEnv = new WeakMap<object, { runtime: ConnectRuntime; key: Promise<BridgeKey> } | null>();
+const connectionReplay = new ReplayCache(10_000);
+
+function connectionRuntimeOf(env: object): { runtime: ConnectRuntime; key: Promise<BridgeKey> } | null {
+  let entry = connectionByEnv.get(env);
+  if (entry === undefined) {
+    const parsed = parseConfig(env);
+    if (parsed.ok) {
+      const key = importBridgeKey(parsed.config.gateway.bridgeSecret);
+      const runtime = connectRuntime(parsed.config.connect, parsed.config.publicUrl, {
+        key: () => key,
+        insecureDevBridgeUrl: null,
+      });
+      entry = { runtime, key };
+    } else {
+      entry = null;
+    }
+    connectionByEnv.set(env, entry);
+  }
+  return entry;
+}
+
+/**
  * SECURITY: requests from inside a container to BRIDGE_STATE_HOST never leave Cloudflare: the container's
  * Durable Object intercepts them (`@cloudflare/containers` outbound handlers, run by `ContainerProxy`, which
  * worker/index.ts exports) and they are served here with the intercepting container's own id, which the
  * container cannot choose. Every other host stays unreachable (`enableInternet = false`). Assigned, not
  * declared as a static field: the library registers handlers through its static setter.
  */
-/** The connection runtime of the configuration in `env`, per isolate (rebuilt when the secret changes). */
-let connection: { secret: string; runtime: ConnectRuntime; key: Promise<BridgeKey> } | undefined;
-const connectionReplay = new ReplayCache(10_000);
-
 BridgeContainer.outboundByHost = {
   // SECURITY: like the state host: served in the Worker with the intercepting container's own id, so a
   // container gets the token of its own (server, principal) only (bridge-token.ts checks it).
   [BRIDGE_CONNECTION_HOST]: async (request: Request, env: unknown, ctx: OutboundHandlerContext) => {
-    const parsed = parseConfig(env as object);
-    if (!parsed.ok) return Response.json({ error: { code: "misconfigured" } }, { status: 503 });
-    const secret = parsed.config.gateway.bridgeSecret;
-    if (connection?.secret !== secret) {
-      const key = importBridgeKey(secret);
-      const runtime = connectRuntime(parsed.config.connect, parsed.config.publicUrl, {
-        key: () => key,
-        insecureDevBridgeUrl: null,
-      });
-      connection = { secret, runtime, key };
-    }
+    const connection = connectionRuntimeOf(env as object);
+    if (!connection) return Response.json({ error: { code: "misconfigured" } }, { status: 503 });
     return handleBridgeConnectionRequest(request, {
       runtime: connection.runtime,
       key: await connection.key,
