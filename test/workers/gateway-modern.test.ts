@@ -395,3 +395,21 @@ describe("modern resources, prompts and completion: the same decision and audit 
     expect(await auditRows("mock:dave")).toEqual([]);
   });
 });
+
+describe("a block holds on the modern path too: every request checks standing, as legacy sessions do", () => {
+  it("a blocked caller's notification, ping, discover and tools/list all get 401 invalid_token", async () => {
+    await env.DB.prepare("INSERT INTO blocks (subject, reason, blocked_by, blocked_at_ms) VALUES (?, ?, ?, ?)")
+      .bind("mock:erin", "test", "mock:alice", Date.now())
+      .run();
+    for (const sent of [
+      { method: "notifications/cancelled", id: null },
+      { method: "ping" },
+      { method: "server/discover" },
+      { method: "tools/list" },
+    ] as const) {
+      const res = await modern(erin, sent);
+      expect(res.status, sent.method).toBe(401);
+      expect(res.headers.get("www-authenticate") ?? "", sent.method).toContain('error="invalid_token"');
+    }
+  });
+});

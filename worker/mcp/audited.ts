@@ -79,11 +79,14 @@ const REQUEST_SCHEMAS = {
 } as const;
 
 /** What keeps an audited request from running, or `null`. Pure: the Worker asks it too (boundary.ts, direct-call.ts). */
-export function auditedRequestProblem(request: AuditedRequest): AuditedProblem | null {
+export function auditedRequestProblem(request: AuditedRequest, wrappedLevels = 0): AuditedProblem | null {
   const { id, method, params } = request;
-  // The message is one level above its params.
-  if (jsonDepthExceeds(params, MAX_JSON_DEPTH - 1)) {
-    return { tooDeep: true, message: `Invalid ${method} request: nested more than ${MAX_JSON_DEPTH} levels deep.` };
+  // The message is one level above its params. `wrappedLevels`: levels a path adds around the whole
+  // message before the bridge sees it (the modern path sends it inside `/execute`'s {server, message}),
+  // so a message the Worker accepts is never refused by the bridge's own bound.
+  const maxDepth = MAX_JSON_DEPTH - wrappedLevels;
+  if (jsonDepthExceeds(params, maxDepth - 1)) {
+    return { tooDeep: true, message: `Invalid ${method} request: nested more than ${maxDepth} levels deep.` };
   }
   // The SDK refuses a task-augmented request itself (we declare no task support), before any handler.
   if (Object.hasOwn(params, "task")) {
@@ -230,9 +233,10 @@ export async function refuseInvalidAudited(
   ctx: RequestContext,
   message: unknown,
   declared: DeclaredCapabilities,
+  wrappedLevels = 0,
 ): Promise<AuditedRefusal | null> {
   const request = auditedRequestOf(message);
-  const problem = request ? auditedRequestProblem(request) : null;
+  const problem = request ? auditedRequestProblem(request, wrappedLevels) : null;
   if (!request || !problem) return null;
   const status = problem.tooDeep ? 400 : 200;
   const decided = await decideAudited(deps, ctx, request, declared);

@@ -13,6 +13,7 @@ import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { declaredCapabilities, usableWith } from "../../policies/client-capabilities.ts";
+import { withinRateLimit } from "../../policies/decide.ts";
 import { argsDigest, auditKeyFrom } from "../audit/audit.ts";
 import { loadContextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
@@ -221,12 +222,13 @@ export class McpSession extends DurableObject<SessionEnv> {
       return null;
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
-      // The call is not sent, but it is still one decision and one row. A call the policy refuses (or one
-      // this client's capabilities cannot use) is left to the handler, which decides it without the bridge
-      // and answers as for a missing tool.
+      // The call is not sent, but it is still one decision and one row. A call the policy refuses, one this
+      // client's capabilities cannot use, and one over the caller's rate limit are left to the handler,
+      // which refuses them without the bridge (and audits the refusal) as on every other path.
       const decision = await decideTool({ liveTools: (s) => backends().tools(s) }, ctx, target.server, target.name);
       const declared = declaredCapabilities(this.#server?.getClientCapabilities());
       if (!decision.allow || !usableWith(declared, target.server, target.name)) return null;
+      if (!withinRateLimit(ctx.grants, ctx.callsInWindow)) return null;
       try {
         const digest = await argsDigest(keys.audit, request.params.arguments ?? {});
         await allowedCallRecorder({ db: this.#db }, ctx, { server: target.server, tool: target.name, digest })(

@@ -18,7 +18,7 @@ import type { Kysely } from "kysely";
 import { BRIDGE_ROUTES, type BridgeKey } from "../../../container/src/contract.ts";
 import type { ServerId } from "../../../policies/catalog.ts";
 import { declaredCapabilities } from "../../../policies/client-capabilities.ts";
-import { type Caller, loadRequestContext } from "../../authz/request-context.ts";
+import { type Caller, loadContextWithoutGrants, loadRequestContext } from "../../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../../bridge/router.ts";
 import type { Database } from "../../db/database.ts";
 import { refuseInvalidAudited } from "../audited.ts";
@@ -64,6 +64,8 @@ const LIST_TTL_MS = 0;
 const DISCOVER_TTL_MS = 5 * 60_000;
 /** Bounds one server's pages of tools/list, like the session path (backends.ts). */
 const MAX_LIST_PAGES = 20;
+/** The bridge's `/execute` body wraps the message in {server, message}: one level its depth bound counts. */
+const EXECUTE_ENVELOPE_LEVELS = 1;
 /** Request ids toward the bridge: never the client's, so equal ids of two callers never meet. */
 const MODERN_ID_PREFIX = "hatago-modern:";
 
@@ -91,6 +93,10 @@ function idOf(message: unknown): string | number | null {
 async function serve(deps: ModernDeps, caller: Caller, request: Request, message: unknown): Promise<Response> {
   const checked = checkModernRequest(request, message);
   const id = checked.id;
+  // SECURITY: requests that read no grants still check the caller's standing, as on the legacy path
+  // (session.ts): a blocked or revoked person gets 401 on every request, notifications and ping included.
+  const decides = id !== null && checked.method !== "server/discover" && checked.method !== "ping";
+  if (!decides) await loadContextWithoutGrants(deps.db, caller, null);
   // A notification is accepted and has nothing to do: there is no session for it to change.
   if (id === null) return new Response(null, { status: 202 });
   const modern = { ...checked, id };
@@ -192,7 +198,7 @@ async function serveTools(
   }
   // An invalid call is refused after its decision, with its one row, like on every path (audited.ts).
   const message = { jsonrpc: "2.0", id: modern.id, method: modern.method, params: modern.params };
-  const refused = await refuseInvalidAudited(core, ctx, message, declared);
+  const refused = await refuseInvalidAudited(core, ctx, message, declared, EXECUTE_ENVELOPE_LEVELS);
   if (refused) {
     const body = { jsonrpc: "2.0", id: modern.id, error: { code: refused.error.code, message: refused.error.message } };
     return new Response(JSON.stringify(body), { status: refused.status, headers: JSON_HEADERS });
@@ -225,7 +231,13 @@ async function serveContent(
 ): Promise<Response> {
   const { ctx, rpc, core } = await prepare(deps, caller, request);
   const message = { jsonrpc: "2.0", id: modern.id, method: modern.method, params: modern.params };
-  const refused = await refuseInvalidAudited(core, ctx, message, declaredCapabilities(modern.clientCapabilities));
+  const refused = await refuseInvalidAudited(
+    core,
+    ctx,
+    message,
+    declaredCapabilities(modern.clientCapabilities),
+    EXECUTE_ENVELOPE_LEVELS,
+  );
   if (refused) return errorResponse(modern.id, refused.error, refused.status);
   // The server's initialize result (the bridge answers it from its cache): asked once per request and server.
   const initialized = new Map<ServerId, Promise<Readonly<Record<string, unknown>>>>();
