@@ -1,11 +1,12 @@
 import type { Hono } from "hono";
+import { blockOf, subjectIsKnown } from "../db/blocks.repository.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
 import { readSingleValueForm } from "../http/form.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import type { AdminBindings } from "./admin-request.ts";
 import { adminAudit } from "./admin-request.ts";
-import { blockRefusal, blockSubject, liftBlock, listBlocks, subjectIsKnown } from "./blocks.routes.ts";
+import { blockRefusal, blockSubject, liftBlock, listBlocks } from "./blocks.routes.ts";
 import { consolePage, csrfField } from "./console.layout.ts";
 import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleSession } from "./console-session.ts";
@@ -151,11 +152,7 @@ ${csrfField(session)}
     const session = c.get("session");
     const form = await readSingleValueForm(c.req.raw, ["subject"]);
     const subject = (form.get("subject") ?? "").slice(0, 300);
-    const row = await database(c.env.DB)
-      .selectFrom("blocks")
-      .selectAll()
-      .where("subject", "=", subject)
-      .executeTakeFirst();
+    const row = await blockOf(database(c.env.DB), subject);
     if (!row) {
       return consolePage(
         session,

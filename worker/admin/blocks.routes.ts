@@ -1,9 +1,18 @@
 import type { Hono } from "hono";
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { z } from "zod";
 import { subjectKind } from "../../policies/subjects.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { deleteConnectionsOnBlock } from "../connect/index.ts";
+import {
+  type BlockRow,
+  blockOf,
+  deleteBlock,
+  newestBlocks,
+  subjectIsKnown,
+  upsertBlock,
+  upsertRevocation,
+} from "../db/blocks.repository.ts";
 import { type Database, database } from "../db/database.ts";
 import { grantUserId } from "../oauth/props.ts";
 import { type AdminBindings, type AdminVars, adminAudit, readAdminJson } from "./admin-request.ts";
@@ -118,11 +127,7 @@ export async function blockSubject(
   const db = database(env.DB);
   const now = Date.now();
   const known = await subjectIsKnown(db, subject);
-  await db
-    .insertInto("blocks")
-    .values({ subject, reason, blocked_by: admin.caller.principal, blocked_at_ms: now })
-    .onConflict((oc) => oc.column("subject").doUpdateSet({ reason, blocked_by: admin.caller.principal }))
-    .execute();
+  await upsertBlock(db, { subject, reason, blocked_by: admin.caller.principal, blocked_at_ms: now });
   // Recorded before anything else happens: the block holds from the row above, the rest is clean-up.
   await adminAudit(
     env.DB,
@@ -134,7 +139,8 @@ export async function blockSubject(
   const sessionsClosed = await closeSessionsOf(db, env.MCP_SESSIONS, subject);
   // Upstream accounts too (issue 17): the connections it covers are deleted and their processes stopped.
   await deleteConnectionsOnBlock(env, subject);
-  const row = await db.selectFrom("blocks").selectAll().where("subject", "=", subject).executeTakeFirstOrThrow();
+  const row = await blockOf(db, subject);
+  if (!row) throw new Error("the block just made is not there");
   return {
     ok: true,
     body: {
@@ -152,12 +158,8 @@ export async function liftBlock(
   admin: RequestContext,
   subject: string,
 ): Promise<Outcome<{ subject: string; lifted: true }>> {
-  const lifted = await database(env.DB)
-    .deleteFrom("blocks")
-    .where("subject", "=", subject)
-    .returning("subject")
-    .execute();
-  if (lifted.length === 0) {
+  const lifted = await deleteBlock(database(env.DB), subject);
+  if (!lifted) {
     await adminAudit(env.DB, admin, {
       action: "admin:unblock",
       decision: "deny",
@@ -172,16 +174,10 @@ export async function liftBlock(
 
 /** The blocks in force, newest first. */
 export async function listBlocks(db: Kysely<Database>): Promise<BlockView[]> {
-  const rows = await db
-    .selectFrom("blocks")
-    .selectAll()
-    .orderBy("blocked_at_ms", "desc")
-    .limit(MAX_BLOCKS_LISTED)
-    .execute();
-  return rows.map(blockView);
+  return (await newestBlocks(db, MAX_BLOCKS_LISTED)).map(blockView);
 }
 
-function blockView(r: Database["blocks"]): BlockView {
+export function blockView(r: BlockRow): BlockView {
   return {
     subject: r.subject,
     reason: r.reason,
@@ -209,13 +205,7 @@ export async function revokeSubject(
   const db = database(env.DB);
   // The cut-off stops every token of sign-ins before now, even ones cached elsewhere; the library's
   // grants of a principal are also revoked so their refresh tokens die at once.
-  await db
-    .insertInto("revocations")
-    .values({ subject, revoked_before_ms: now, reason, revoked_by: admin.caller.principal })
-    .onConflict((oc) =>
-      oc.column("subject").doUpdateSet({ revoked_before_ms: now, reason, revoked_by: admin.caller.principal }),
-    )
-    .execute();
+  await upsertRevocation(db, { subject, revoked_before_ms: now, reason, revoked_by: admin.caller.principal });
   await adminAudit(
     env.DB,
     admin,
@@ -246,27 +236,4 @@ async function revokeGrantsOf(env: AdminBindings, subject: string): Promise<numb
     cursor = page.cursor;
   } while (cursor);
   return revoked;
-}
-
-/** Whether any binding, recorded session or audit row has ever named the subject. */
-export async function subjectIsKnown(db: Kysely<Database>, subject: string): Promise<boolean> {
-  const row = await db
-    .selectNoFrom((eb) => [
-      eb
-        .or([
-          eb.exists(eb.selectFrom("bindings").select("role").where("subject", "=", subject)),
-          eb.exists(eb.selectFrom("audit_log").select("id").where("principal", "=", subject)),
-          eb.exists(eb.selectFrom("audit_log").select("id").where("subject", "=", subject)),
-          eb.exists(eb.selectFrom("mcp_sessions").select("session_id").where("principal", "=", subject)),
-          eb.exists(
-            eb
-              .selectFrom(["mcp_sessions as s", sql<{ value: string }>`json_each(s.subjects)`.as("j")])
-              .select(sql`1`.as("one"))
-              .where(sql.ref("j.value"), "=", subject),
-          ),
-        ])
-        .as("known"),
-    ])
-    .executeTakeFirst();
-  return Boolean(row?.known);
 }

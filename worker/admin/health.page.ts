@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { database } from "../db/database.ts";
+import { policyMeta } from "../db/policy.repository.ts";
 import type { Env } from "../env.ts";
 import { fetchBridgeHealth } from "../health.ts";
 import { html, type SafeHtml } from "../http/html.ts";
@@ -134,14 +135,10 @@ async function probeKv(env: Env): Promise<{ ok: boolean; detail: string }> {
  * change re-seeds D1 and must not redeploy the Worker (DESIGN.md), so it cannot know the repository's.
  */
 async function policyState(env: Env, config: Config): Promise<{ ok: boolean; detail: string }> {
-  const meta = await database(env.DB)
-    .selectFrom("policy_meta")
-    .selectAll()
-    .execute()
-    .catch(() => null);
+  const meta = await policyMeta(database(env.DB)).catch(() => null);
   if (meta === null) return { ok: false, detail: "the deployed policy cannot be read (D1)" };
-  const hash = meta.find((m) => m.key === "hash")?.value;
-  const environment = meta.find((m) => m.key === "environment")?.value;
+  const hash = meta.get("hash");
+  const environment = meta.get("environment");
   if (!hash) return { ok: false, detail: "no policy is seeded: everything is denied" };
   if (environment !== config.environment)
     return { ok: false, detail: `the seeded policy is "${environment}", this Worker is "${config.environment}"` };

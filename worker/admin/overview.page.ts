@@ -1,5 +1,7 @@
 import { sql } from "kysely";
+import { blockCount } from "../db/blocks.repository.ts";
 import { database } from "../db/database.ts";
+import { policyMeta } from "../db/policy.repository.ts";
 import type { Env } from "../env.ts";
 import { html } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
@@ -14,7 +16,7 @@ const OVERVIEW_WINDOW_MS = 86_400_000;
 export async function overviewPage(session: ConsoleSession, env: Env, deps: ConsoleDeps): Promise<Response> {
   const db = database(env.DB);
   const since = Date.now() - OVERVIEW_WINDOW_MS;
-  const [day, blocks, meta] = await Promise.all([
+  const [day, blocked, meta] = await Promise.all([
     db
       .selectFrom("audit_log")
       .select([
@@ -24,8 +26,8 @@ export async function overviewPage(session: ConsoleSession, env: Env, deps: Cons
       ])
       .where("at_ms", ">=", since)
       .executeTakeFirst(),
-    db.selectFrom("blocks").select(sql<number>`count(*)`.as("n")).executeTakeFirst(),
-    db.selectFrom("policy_meta").selectAll().execute(),
+    blockCount(db),
+    policyMeta(db),
   ]);
   await adminAudit(env.DB, session.admin, {
     action: "admin:read",
@@ -33,8 +35,7 @@ export async function overviewPage(session: ConsoleSession, env: Env, deps: Cons
     reason: "granted",
     note: "console:overview",
   });
-  const policyHash = meta.find((m) => m.key === "hash")?.value ?? "none seeded";
-  const blockCount = blocks?.n ?? 0;
+  const policyHash = meta.get("hash") ?? "none seeded";
   return consolePage(
     session,
     "/admin",
@@ -49,7 +50,7 @@ with ${deps.login.label}; this session ends at ${timeElement(session.expiresAtMs
 <ul>
 <li>${String(day?.rows ?? 0)} audit rows, ${String(day?.denials ?? 0)} denials, ${String(day?.errors ?? 0)} errors
 (<a href="${CONSOLE_PATH}/audit">audit log</a>)</li>
-<li>${String(blockCount)} ${blockCount === 1 ? "subject" : "subjects"} blocked (<a href="${CONSOLE_PATH}/blocks">blocks</a>)</li>
+<li>${String(blocked)} ${blocked === 1 ? "subject" : "subjects"} blocked (<a href="${CONSOLE_PATH}/blocks">blocks</a>)</li>
 </ul>
 <p><a href="${CONSOLE_PATH}/people">Find a person</a> to see what they can use and why,
 <a href="${CONSOLE_PATH}/health">health</a> for the servers and storage,

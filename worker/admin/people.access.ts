@@ -1,7 +1,7 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import { SERVER_IDS } from "../../policies/catalog.ts";
-import { POLICY_SOURCE_KEY, type PolicySource } from "../../policies/compile.ts";
+import type { PolicySource } from "../../policies/compile.ts";
 import { authorize, type DenyReason, effectiveGrants } from "../../policies/decide.ts";
 import { isLevel, type Level, levelCovers } from "../../policies/levels.ts";
 import type { Environment } from "../../policies/policy.types.ts";
@@ -10,6 +10,7 @@ type SourceGrant = PolicySource["roles"][string][number];
 
 import type { Database } from "../db/database.ts";
 import { loadPrincipalGrants } from "../db/grants.repository.ts";
+import { deployedPolicySource, grantRowsOf } from "../db/policy.repository.ts";
 
 /** One link of a reason: this subject is bound to this role, whose grant covers the tool. */
 export interface Because {
@@ -53,25 +54,6 @@ export interface AccessReport {
 }
 
 /**
- * The deployed policy's own words (seeded with it: policies/compile.ts, `policy_meta` "source"), or null
- * when the seed predates them. Read from D1 rather than imported: a policy change must re-seed D1 and
- * redeploy nothing (DESIGN.md; test/infra/bundle-inputs.test.ts).
- */
-export async function deployedPolicySource(db: Kysely<Database>): Promise<PolicySource | null> {
-  const row = await db
-    .selectFrom("policy_meta")
-    .select("value")
-    .where("key", "=", POLICY_SOURCE_KEY)
-    .executeTakeFirst();
-  if (!row) return null;
-  try {
-    return JSON.parse(row.value) as PolicySource;
-  } catch {
-    return null;
-  }
-}
-
-/**
  * What a set of binding subjects may use, and why. The decisions come from the same grants query and the
  * same `authorize()` as every MCP call (nothing here decides anything); the reasons are the bindings,
  * roles and grant rows of the deployed policy that produced each allow, quoted from the repository's
@@ -82,24 +64,12 @@ export async function explainAccess(
   subjects: readonly string[],
   _environment: Environment,
 ): Promise<AccessReport> {
-  const list = JSON.stringify([...new Set([...subjects, "*"])]);
-  const inList = sql<boolean>`b.subject IN (SELECT value FROM json_each(${list}))`;
-  const [loaded, toolRows, serverRows, source] = await Promise.all([
+  const [loaded, rows, source] = await Promise.all([
     loadPrincipalGrants(db, subjects),
-    db
-      .selectFrom("bindings as b")
-      .innerJoin("role_tools as rt", "rt.role", "b.role")
-      .where(inList)
-      .select(["b.subject", "b.role", "rt.server", "rt.tool", "rt.level"])
-      .execute(),
-    db
-      .selectFrom("bindings as b")
-      .innerJoin("role_servers as rs", "rs.role", "b.role")
-      .where(inList)
-      .select(["b.subject", "b.role", "rs.server", "rs.level"])
-      .execute(),
+    grantRowsOf(db, subjects),
     deployedPolicySource(db),
   ]);
+  const { tools: toolRows, servers: serverRows } = rows;
   const grants = effectiveGrants(loaded.rows);
   const sourceMatches = source !== null;
   const roles = source?.roles ?? {};

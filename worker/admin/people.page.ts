@@ -1,8 +1,10 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import { isGroupSubject, subjectKind } from "../../policies/subjects.ts";
+import { blockOf } from "../db/blocks.repository.ts";
 import { database } from "../db/database.ts";
 import { MAX_SUBJECTS } from "../db/grants.repository.ts";
+import { latestSessionOf } from "../db/sessions.repository.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
 import { consolePage } from "./console.layout.ts";
@@ -59,20 +61,12 @@ ${peopleTable(found, all.length)}`,
     const db = database(c.env.DB);
     const person = !isGroupSubject(subject) && !subject.startsWith("email:");
     // A person's emails and groups are known only from a sign-in: the latest session they opened records them.
-    const latest = person
-      ? await db
-          .selectFrom("mcp_sessions")
-          .select(["subjects", "created_ms"])
-          .where("principal", "=", subject)
-          .orderBy("created_ms", "desc")
-          .limit(1)
-          .executeTakeFirst()
-      : undefined;
+    const latest = person ? await latestSessionOf(db, subject) : undefined;
     const recorded = latest ? SessionSubjects.safeParse(safeJson(latest.subjects)) : null;
     const memberships = (recorded?.success ? recorded.data : []).filter((s) => s !== subject);
     const [report, block, notes] = await Promise.all([
       explainAccess(db, [subject, ...memberships], deps.config.environment),
-      db.selectFrom("blocks").selectAll().where("subject", "=", subject).executeTakeFirst(),
+      blockOf(db, subject),
       knownSubjects(db, deps.config.environment).then((all) => all.find((s) => s.subject === subject)?.note ?? null),
     ]);
     await adminAudit(c.env.DB, session.admin, {

@@ -1,8 +1,9 @@
 import { type Kysely, sql } from "kysely";
 import type { Environment } from "../../policies/policy.types.ts";
 import { isGroupSubject, subjectKind } from "../../policies/subjects.ts";
+import { blockedSubjects } from "../db/blocks.repository.ts";
 import type { Database } from "../db/database.ts";
-import { deployedPolicySource } from "./people.access.ts";
+import { boundSubjects, deployedPolicySource } from "../db/policy.repository.ts";
 
 /** Distinct principals read from the audit log at most; an organisation with more searches instead of scrolling. */
 export const MAX_AUDIT_PRINCIPALS = 2_000;
@@ -26,7 +27,7 @@ export interface KnownSubject {
  */
 export async function knownSubjects(db: Kysely<Database>, _environment: Environment): Promise<KnownSubject[]> {
   const [bindings, audited, blocks] = await Promise.all([
-    db.selectFrom("bindings").select("subject").distinct().execute(),
+    boundSubjects(db),
     sql<{ principal: string }>`WITH RECURSIVE p(principal) AS (
         SELECT (SELECT min(principal) FROM audit_log)
         UNION ALL
@@ -36,13 +37,13 @@ export async function knownSubjects(db: Kysely<Database>, _environment: Environm
       SELECT principal FROM p WHERE principal IS NOT NULL LIMIT ${MAX_AUDIT_PRINCIPALS}`
       .execute(db)
       .then((r) => r.rows),
-    db.selectFrom("blocks").select("subject").execute(),
+    blockedSubjects(db),
   ]);
   const source = await deployedPolicySource(db);
   const notes = new Map<string, string | null>(Object.entries(source?.notes ?? {}));
-  const bound = new Set(bindings.map((b) => b.subject).filter((s) => s !== "*"));
+  const bound = new Set(bindings.filter((s) => s !== "*"));
   const inAudit = new Set(audited.map((r) => r.principal));
-  const blocked = new Set(blocks.map((b) => b.subject));
+  const blocked = new Set(blocks);
   const all = [...new Set([...bound, ...inAudit, ...blocked])].sort();
   return all.map((subject) => ({
     subject,

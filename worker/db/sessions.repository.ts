@@ -126,3 +126,20 @@ export async function forgetSession(db: Kysely<Database>, key: SessionKey): Prom
     .where("session_id", "=", key.sessionId)
     .execute();
 }
+
+/**
+ * The newest recorded session of a principal: its binding subjects (a JSON array, as recorded) and when
+ * it began. The console learns a person's emails and groups only from a sign-in, so from here.
+ */
+export async function latestSessionOf(
+  db: Kysely<Database>,
+  principal: string,
+): Promise<{ subjects: string; created_ms: number } | undefined> {
+  return db
+    .selectFrom("mcp_sessions")
+    .select(["subjects", "created_ms"])
+    .where("principal", "=", principal)
+    .orderBy("created_ms", "desc")
+    .limit(1)
+    .executeTakeFirst();
+}
