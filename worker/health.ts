@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BRIDGE_ROUTES } from "../container/src/contract.ts";
 import type { Config } from "./config.ts";
+import { pingDatabase } from "./db/database.ts";
 import type { Env } from "./env.ts";
 
 /** A health probe that does not answer within this is "down": monitors poll often and want an answer. */
@@ -150,7 +151,7 @@ export async function fetchBridgeHealth(config: Config, env: Env): Promise<Respo
 
 async function probeDatabase(env: Env): Promise<PartHealth> {
   try {
-    await env.DB.prepare("SELECT 1").first();
+    await pingDatabase(env.DB);
     return { ok: true, detail: "D1 answers" };
   } catch {
     return { ok: false, detail: "D1 is unreachable" };

@@ -38,3 +38,8 @@ export interface Database {
 export function database(d1: D1Database): Kysely<Database> {
   return new Kysely<Database>({ dialect: new D1Dialect({ database: d1 }) });
 }
+
+/** The cheapest question D1 can answer: whether it answers at all (`/health`). */
+export async function pingDatabase(d1: D1Database): Promise<void> {
+  await d1.prepare("SELECT 1").first();
+}
