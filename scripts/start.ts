@@ -4,8 +4,14 @@ import path from "node:path";
 import { type LocalStack, localStackOptionsFromEnv, startLocalStack } from "./lib/local-stack.ts";
 
 const quiet = new Set(["migrations", "seed"]);
+/**
+ * workerd's own notes that say nothing to the person running the stack: its V8 bootstrap cache is rebuilt
+ * when the Node it runs beside differs from the one it was built with (a "WARNING" three times per start).
+ */
+const runtimeNoise = /NOSENTRY per-isolate bootstrap compile cache/;
 const log = (source: string, line: string) => {
   if (quiet.has(source) && !/error|✘/i.test(line)) return;
+  if (runtimeNoise.test(line)) return;
   if (line.trim()) process.stdout.write(`[${source}] ${line}\n`);
 };
 
