@@ -22,11 +22,13 @@ export const WORKER_MAIN = "worker/index.ts";
 /**
  * Durable Object migrations, append-only: a tag once deployed is never edited or removed, because
  * Cloudflare applies each tag once and refuses a history that disagrees with what it applied.
- * Add a new entry (`v2`, …) for a new, renamed or deleted class. Both classes store in SQLite
+ * Add a new entry (`v3`, …) for a new, renamed or deleted class. Every class stores in SQLite
  * (required for a container-backed class).
  */
 export const DURABLE_OBJECT_MIGRATIONS = [
   { tag: "v1", new_sqlite_classes: [DURABLE_OBJECT_CLASSES.bridge, DURABLE_OBJECT_CLASSES.sessions] },
+  // Issue 18: the audit ledgers (worker/audit/ledger.ts), where every audit row is written first.
+  { tag: "v2", new_sqlite_classes: [DURABLE_OBJECT_CLASSES.auditLedger] },
 ] as const;
 
 export interface WranglerConfigInputs {
@@ -73,6 +75,7 @@ export function wranglerConfig(i: WranglerConfigInputs): WranglerConfig {
       bindings: [
         { name: BINDINGS.bridge, class_name: DURABLE_OBJECT_CLASSES.bridge },
         { name: BINDINGS.sessions, class_name: DURABLE_OBJECT_CLASSES.sessions },
+        { name: BINDINGS.auditLedger, class_name: DURABLE_OBJECT_CLASSES.auditLedger },
       ],
     },
     migrations: DURABLE_OBJECT_MIGRATIONS.map((m) => ({ tag: m.tag, new_sqlite_classes: [...m.new_sqlite_classes] })),

@@ -11,6 +11,8 @@ export const BINDINGS = {
   bridge: "BRIDGE",
   /** Durable Object namespace holding MCP sessions (class `McpSession`). */
   sessions: "MCP_SESSIONS",
+  /** Durable Object namespace of the audit ledgers, one per principal (class `AuditLedger`, worker/audit/ledger.ts). */
+  auditLedger: "AUDIT_LEDGER",
   /** R2: the servers' data directories, one object per (server, owner) (worker/bridge/state.ts). */
   bridgeState: "BRIDGE_STATE",
 } as const;
@@ -19,4 +21,5 @@ export const BINDINGS = {
 export const DURABLE_OBJECT_CLASSES = {
   bridge: "BridgeContainer",
   sessions: "McpSession",
+  auditLedger: "AuditLedger",
 } as const;

@@ -1,3 +1,5 @@
+import type { AuditLedger } from "./audit/ledger.ts";
+
 /**
  * The bindings the Worker uses (names in bindings.ts). Settings (`HATAGO_*` vars and secrets) are not
  * listed here on purpose: they are read only by config.ts, which treats them as untrusted strings.
@@ -5,6 +7,8 @@
 export interface Env {
   readonly DB: D1Database;
   readonly OAUTH_KV: KVNamespace;
+  /** The audit ledgers (class AuditLedger): every audit row is written there first (worker/audit/ledger.ts). */
+  readonly AUDIT_LEDGER: DurableObjectNamespace<AuditLedger>;
   /** MCP sessions (class McpSession). */
   readonly MCP_SESSIONS: DurableObjectNamespace;
   /** The bridge containers (class BridgeContainer); unused when a local dev bridge URL is set. */

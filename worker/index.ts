@@ -16,6 +16,7 @@ export default {
 export { ContainerProxy } from "@cloudflare/containers";
 export { createWorker, type HatagoWorker } from "./app.ts";
 // Durable Object classes the runtime instantiates (bindings in wrangler.jsonc / the generated deploy config).
+export { AuditLedger } from "./audit/ledger.ts";
 export { BridgeContainer } from "./bridge/container.ts";
 export { type Config, parseConfig } from "./config.ts";
 export { McpSession } from "./mcp/session.ts";

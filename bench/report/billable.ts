@@ -18,7 +18,10 @@ export function billableTable(phases: readonly BillablePhase[]): string {
     return [
       p.per === 1 ? p.phase : `${p.phase} (per call, over ${p.per})`,
       c((k) => k === "d1.read"),
-      c((k) => k.startsWith("d1.") && k !== "d1.read"),
+      // The request path's D1 writes; the audit ledgers' shipments (`d1.ledger.*`, after the answers) apart.
+      c((k) => k.startsWith("d1.") && k !== "d1.read" && !k.startsWith("d1.ledger.")),
+      c((k) => k === "do.ledger.append" || k === "do.ledger.callsSince"),
+      c((k) => k === "d1.ledger.batch"),
       c((k) => k === "kv.read" || k === "kv.list"),
       c((k) => k === "kv.write" || k === "kv.delete"),
       c((k) => k === "do.session.fetch"),
@@ -31,7 +34,9 @@ export function billableTable(phases: readonly BillablePhase[]): string {
     [
       "operation",
       "D1 read queries",
-      "D1 write queries",
+      "D1 write queries (request path)",
+      "audit ledger requests (DO)",
+      "D1 batches after the answer (audit shipments)",
       "KV reads",
       "KV writes + deletes",
       "DO requests (session object)",
@@ -51,7 +56,12 @@ export function localTimeTable(phase: BillablePhase): string {
     "do.session.fetch": "session Durable Object request, until its response starts",
     "do.session.handler": "  inside the session object, until its response starts",
     "d1.read": "D1 read (grants, revocation, policy hash: one query)",
-    "d1.write": "D1 write (audit row)",
+    "d1.write": "D1 write",
+    "do.ledger.append": "audit row, durable in the caller's ledger (Durable Object) before the answer",
+    "do.ledger.callsSince": "rate limit count in the caller's ledger (rate-limited roles only)",
+    "d1.ledger.batch": "audit shipment to D1 (one batch, after the answer)",
+    "do.ledger.sql.read": "  ledger SQLite statements (reads)",
+    "do.ledger.sql.write": "  ledger SQLite statements (writes)",
   };
   const rows = Object.entries(phase.tallies)
     .sort(([a], [b]) => a.localeCompare(b))

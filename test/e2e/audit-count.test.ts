@@ -2,7 +2,7 @@ import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../../container/src/contract.ts";
-import { d1Query } from "./helpers/d1.ts";
+import { d1QueryUntil } from "./helpers/d1.ts";
 import { type Connected, connectAs } from "./helpers/mcp-client.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
@@ -282,11 +282,14 @@ describe("audit rows = decided requests exactly (one row per tools/call, resourc
           throw new Error(`${step.label}: ${error instanceof Error ? error.message : String(error)}`);
         });
       }
-      const rows = await d1Query(
+      const expected = STEPS.flatMap((s) => (s.row ? [s.row] : []));
+      // Rows reach D1 from the caller's ledger just after each answer (worker/audit/ledger.ts): wait until
+      // as many as expected are there; more, fewer or others still fail below.
+      const rows = await d1QueryUntil(
         stack.stateDir,
         `SELECT decision, reason, outcome FROM audit_log WHERE session_id = '${path.sessionId}' ORDER BY id`,
+        (r) => r.length >= expected.length,
       );
-      const expected = STEPS.flatMap((s) => (s.row ? [s.row] : []));
       expect(rows.map((r) => [r.decision, r.reason, r.outcome])).toEqual(expected);
     }, 120_000);
   }

@@ -27,11 +27,14 @@ async function meter(method: "GET" | "POST"): Promise<Tallies> {
   return (await res.json()) as Tallies;
 }
 
-/** What `run` cost: session-object requests, requests to the bridge, D1 reads and writes. */
+/**
+ * What `run` cost: session-object requests, requests to the bridge, D1 reads and writes on the request
+ * path, and audit writes (ledger appends: the rows reach D1 from the ledgers after the answers, issue 18).
+ */
 async function costOf(run: () => Promise<unknown>) {
   await meter("POST");
   await run();
-  // An audit row lands as the answer is written; give it a moment.
+  // The last answer's own work (a streamed answer finishing) lands just after it; give it a moment.
   await new Promise((r) => setTimeout(r, 300));
   const t = await meter("GET");
   const bridge = Object.entries(t)
@@ -42,6 +45,7 @@ async function costOf(run: () => Promise<unknown>) {
     bridge,
     d1Read: t["d1.read"]?.count ?? 0,
     d1Write: t["d1.write"]?.count ?? 0,
+    auditWrite: t["do.ledger.append"]?.count ?? 0,
   };
 }
 
@@ -116,14 +120,14 @@ describe("a session's setup and teardown read grants only where something is dec
 });
 
 describe("direct tool calls: Worker → container, one Durable Object hop", () => {
-  it("after a server's first call, a tool call makes no session-object request: 1 bridge request, 1 D1 read, 1 audit write", async () => {
+  it("after a server's first call, a tool call makes no session-object request: 1 bridge request, 1 D1 read, 1 audit write (not to D1)", async () => {
     const alice = await open("alice");
     await alice.client.listTools();
     expect(echoed(await echo(alice, "first"))).toContain("first");
     const cost = await costOf(async () => {
       for (let i = 0; i < 5; i++) expect(echoed(await echo(alice, `direct ${i}`))).toContain(`direct ${i}`);
     });
-    expect(cost).toEqual({ session: 0, bridge: 5, d1Read: 5, d1Write: 5 });
+    expect(cost).toEqual({ session: 0, bridge: 5, d1Read: 5, d1Write: 0, auditWrite: 5 });
   });
 
   it("a client that declares elicitation keeps its calls on the session object (the call's own stream)", async () => {
@@ -157,7 +161,7 @@ describe("direct tool calls: Worker → container, one Durable Object hop", () =
       error = await callError(carol.client, "everything__get-env", {});
     });
     expect(error).toMatchObject({ message: expect.stringContaining("Tool everything__get-env not found") });
-    expect(cost).toEqual({ session: 0, bridge: 0, d1Read: 1, d1Write: 1 });
+    expect(cost).toEqual({ session: 0, bridge: 0, d1Read: 1, d1Write: 0, auditWrite: 1 });
   });
 
   it("after DELETE, a tool call on the session is 404: the direct path ends with the session", async () => {

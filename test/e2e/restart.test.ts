@@ -53,10 +53,23 @@ function textOf(result: unknown): string {
     .join("\n");
 }
 
-async function auditRows(stack: LocalStack, token: string) {
-  const res = await getWithToken(`${stack.url}/admin/audit?principal=mock:alice&limit=500`, token);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return AuditPage.parse(res.body).rows;
+/**
+ * alice's audit rows through the admin API. Rows reach D1 from her ledger just after the answers
+ * (worker/audit/ledger.ts): this asks again, for up to 5 s, until `ready` holds for them.
+ */
+async function auditRows(
+  stack: LocalStack,
+  token: string,
+  ready: (rows: z.infer<typeof AuditRow>[]) => boolean = () => true,
+) {
+  const until = Date.now() + 5_000;
+  for (;;) {
+    const res = await getWithToken(`${stack.url}/admin/audit?principal=mock:alice&limit=500`, token);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const rows = AuditPage.parse(res.body).rows;
+    if (ready(rows) || Date.now() > until) return rows;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 describe("local data survives a restart; stop leaves no process behind (issue 5)", () => {
@@ -95,7 +108,11 @@ describe("local data survives a restart; stop leaves no process behind (issue 5)
       });
       expect(created.isError ?? false).toBe(false);
 
-      const rows = await auditRows(stack, alice.token());
+      const rows = await auditRows(
+        stack,
+        alice.token(),
+        (r) => r.some((x) => x.tool === "echo") && r.some((x) => x.tool === "create_entities"),
+      );
       const echoRow = rows.find((r) => r.action === "tools/call" && r.server === "everything" && r.tool === "echo");
       expect(echoRow).toMatchObject({ principal: "mock:alice", decision: "allow", outcome: "ok" });
       expect(rows.some((r) => r.server === "memory" && r.tool === "create_entities" && r.outcome === "ok")).toBe(true);

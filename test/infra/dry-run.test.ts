@@ -43,7 +43,12 @@ describe("wrangler deploy --dry-run of the generated configuration (offline)", (
     );
     expect(result.stderr).not.toMatch(/ERROR/);
     expect(result.status).toBe(0);
-    for (const line of ["env.BRIDGE (BridgeContainer)", "env.MCP_SESSIONS (McpSession)", "env.DB (hatago-dev)"]) {
+    for (const line of [
+      "env.BRIDGE (BridgeContainer)",
+      "env.MCP_SESSIONS (McpSession)",
+      "env.AUDIT_LEDGER (AuditLedger)",
+      "env.DB (hatago-dev)",
+    ]) {
       expect(result.stdout).toContain(line);
     }
     expect(result.stdout).toContain(`hatago-dev-bridge (${image})`);

@@ -74,13 +74,14 @@ afterAll(async () => {
 });
 
 describe("generated wrangler config: what the Worker needs", () => {
-  it("binds D1, KV and both Durable Object namespaces under the names in worker/bindings.ts", () => {
+  it("binds D1, KV and the three Durable Object namespaces under the names in worker/bindings.ts", () => {
     const config = generated();
     expect(config.d1_databases?.map((d) => d.binding)).toEqual([BINDINGS.db]);
     expect(config.kv_namespaces?.map((k) => k.binding)).toEqual([BINDINGS.oauthKv]);
     expect(config.durable_objects?.bindings).toEqual([
       { name: BINDINGS.bridge, class_name: DURABLE_OBJECT_CLASSES.bridge },
       { name: BINDINGS.sessions, class_name: DURABLE_OBJECT_CLASSES.sessions },
+      { name: BINDINGS.auditLedger, class_name: DURABLE_OBJECT_CLASSES.auditLedger },
     ]);
   });
 
@@ -108,8 +109,11 @@ describe("generated wrangler config: what the Worker needs", () => {
     ]);
   });
 
-  it("creates both classes as SQLite-backed Durable Objects (a container-backed class must be)", () => {
-    expect(generated().migrations).toEqual([{ tag: "v1", new_sqlite_classes: ["BridgeContainer", "McpSession"] }]);
+  it("creates every class as a SQLite-backed Durable Object (a container-backed class must be), the ledger under its own tag", () => {
+    expect(generated().migrations).toEqual([
+      { tag: "v1", new_sqlite_classes: ["BridgeContainer", "McpSession"] },
+      { tag: "v2", new_sqlite_classes: ["AuditLedger"] },
+    ]);
   });
 
   it("uses the compatibility date and flags the Worker is written for", () => {

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
+import { shipAuditRows } from "./audit/ledgers.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { approve, mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
 import { OAuthTestClient, ORIGIN } from "./oauth/harness/oauth-client.ts";
@@ -90,6 +91,7 @@ async function expectInvalidToken(response: Response, what: string): Promise<voi
 }
 
 async function auditRows(action: string) {
+  await shipAuditRows();
   const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE action = ? ORDER BY id").bind(action).all();
   return results;
 }

@@ -1,4 +1,5 @@
 import type { D1Migration } from "cloudflare:test";
+import type { AuditLedger } from "../../worker/audit/ledger.ts";
 
 declare global {
   namespace Cloudflare {
@@ -6,6 +7,7 @@ declare global {
       DB: D1Database;
       OAUTH_KV: KVNamespace;
       MCP_SESSIONS: DurableObjectNamespace;
+      AUDIT_LEDGER: DurableObjectNamespace<AuditLedger>;
       BRIDGE?: DurableObjectNamespace;
       BRIDGE_STATE: R2Bucket;
       HATAGO_BRIDGE_SECRET: string;

@@ -7,6 +7,7 @@ import { authorize, effectiveGrants } from "../../policies/decide.ts";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
 import { database } from "../../worker/db/database.ts";
 import { loadPrincipalGrants } from "../../worker/db/grants.repository.ts";
+import { shipAuditRows } from "./audit/ledgers.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { approve, mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
 import { OAuthTestClient, ORIGIN, pkce } from "./oauth/harness/oauth-client.ts";
@@ -171,6 +172,7 @@ const headerMutation = fc.oneof(
 );
 
 async function auditCount(): Promise<number> {
+  await shipAuditRows();
   return (await env.DB.prepare("SELECT count(*) AS n FROM audit_log").first<number>("n")) ?? 0;
 }
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../../container/src/contract.ts";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
 import { DIRECT_SESSION_PREFIX } from "../../worker/mcp/direct-call.ts";
+import { shipAuditRows } from "./audit/ledgers.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
 import { OAuthTestClient, ORIGIN } from "./oauth/harness/oauth-client.ts";
@@ -117,6 +118,7 @@ interface Row {
 }
 
 async function auditRows(principal: string): Promise<Row[]> {
+  await shipAuditRows();
   const { results } = await env.DB.prepare(
     "SELECT action, server, tool, decision, reason, outcome, args_digest FROM audit_log WHERE principal = ? ORDER BY id",
   )

@@ -43,6 +43,7 @@ describe("D1 migrations and policy seed (real D1 in workerd)", () => {
       "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' AND name <> 'd1_migrations' ORDER BY name",
     ).all<{ name: string }>();
     expect(results.map((r) => r.name)).toEqual([
+      "audit_anchors",
       "audit_log",
       "bindings",
       "blocks",

@@ -2,14 +2,16 @@ import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "../../container/src/contract.ts";
 import { type AuditEntry, writeAudit } from "../audit/audit.ts";
+import { type AuditLedger, auditLog, type LedgerBindings } from "../audit/ledger.ts";
 import type { RequestContext } from "../authz/request-context.ts";
-import { database } from "../db/database.ts";
 import { readRequestBytesAtMost } from "../http/read-capped.ts";
 import { GatewayError } from "../mcp/errors.ts";
 
 /** The bindings the admin routes use. */
 export interface AdminBindings {
   readonly DB: D1Database;
+  /** Where admin audit rows are written first (worker/audit/ledger.ts). */
+  readonly AUDIT_LEDGER: DurableObjectNamespace<AuditLedger>;
   readonly OAUTH_PROVIDER?: OAuthHelpers;
   readonly MCP_SESSIONS?: DurableObjectNamespace;
   /** The bridge containers: a block stops the blocked person's processes that hold a connection token. */
@@ -49,14 +51,14 @@ export async function readAdminJson(request: Request): Promise<unknown> {
 
 /** One admin audit row. SECURITY: awaited; if it cannot be written, the request fails (503). */
 export async function adminAudit(
-  d1: D1Database,
+  env: LedgerBindings,
   admin: RequestContext,
   entry: Pick<AuditEntry, "action" | "decision" | "reason"> & Partial<Pick<AuditEntry, "subject" | "note" | "outcome">>,
   now = Date.now(),
 ): Promise<void> {
   try {
     await writeAudit(
-      database(d1),
+      auditLog(env),
       admin,
       { server: null, tool: null, outcome: entry.decision === "allow" ? "ok" : null, ...entry },
       now,

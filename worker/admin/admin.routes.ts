@@ -65,7 +65,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     );
     // SECURITY: the same decision function as every MCP call, with the admin action.
     if (!authorize(ctx.grants, { kind: "admin" }).allow) {
-      await adminAudit(c.env.DB, ctx, { action: "admin:request", decision: "deny", reason: "needs_admin" });
+      await adminAudit(c.env, ctx, { action: "admin:request", decision: "deny", reason: "needs_admin" });
       return c.json(
         { error: "forbidden", error_description: "Admin endpoints need the admin level on every server." },
         403,
@@ -79,7 +79,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     const admin = c.get("admin");
     const query = AuditQuery.safeParse(c.req.query());
     if (!query.success) {
-      await adminAudit(c.env.DB, admin, { action: "admin:read", decision: "deny", reason: "invalid_request" });
+      await adminAudit(c.env, admin, { action: "admin:read", decision: "deny", reason: "invalid_request" });
       return invalidRequest(c, query.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     }
     let q = database(c.env.DB).selectFrom("audit_log").selectAll().orderBy("id", "desc").limit(query.data.limit);
@@ -88,7 +88,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     if (query.data.decision) q = q.where("decision", "=", query.data.decision);
     if (query.data.before) q = q.where("id", "<", query.data.before);
     const rows = await q.execute();
-    await adminAudit(c.env.DB, admin, { action: "admin:read", decision: "allow", reason: "granted", note: "audit" });
+    await adminAudit(c.env, admin, { action: "admin:read", decision: "allow", reason: "granted", note: "audit" });
     return c.json({ rows });
   });
 
@@ -96,7 +96,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
     const admin = c.get("admin");
     const body = RevokeBody.safeParse(await readAdminJson(c.req.raw));
     if (!body.success) {
-      await adminAudit(c.env.DB, admin, { action: "admin:revoke", decision: "deny", reason: "invalid_request" });
+      await adminAudit(c.env, admin, { action: "admin:revoke", decision: "deny", reason: "invalid_request" });
       return invalidRequest(c, "Expected {subject, reason} with a principal, email or group subject.");
     }
     const result = await revokeSubject(c.env, admin, body.data.subject, body.data.reason);
@@ -107,7 +107,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
   mountBlockRoutes(app);
 
   app.all("*", async (c) => {
-    await adminAudit(c.env.DB, c.get("admin"), { action: "admin:request", decision: "deny", reason: "unknown_path" });
+    await adminAudit(c.env, c.get("admin"), { action: "admin:request", decision: "deny", reason: "unknown_path" });
     return c.json({ error: "not_found", error_description: "No such admin endpoint." }, 404);
   });
 
@@ -119,7 +119,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
         // An admin's unreadable body (not JSON, too large, too deep) was still a decided request: one row.
         const admin = c.get("admin") as RequestContext | undefined;
         if (admin) {
-          await adminAudit(c.env.DB, admin, { action: "admin:request", decision: "deny", reason: "invalid_request" });
+          await adminAudit(c.env, admin, { action: "admin:request", decision: "deny", reason: "invalid_request" });
         }
         return c.json({ error: "invalid_request", error_description: error.message }, error.status);
       }

@@ -23,6 +23,11 @@ const COLUMNS = [
   "policy_hash",
   "subject",
   "note",
+  "delivery",
+  "result",
+  "stream",
+  "seq",
+  "hash",
 ] as const;
 
 /**
@@ -85,6 +90,11 @@ export function csvLine(row: AuditRow): string {
     row.policy_hash,
     row.subject,
     row.note,
+    row.delivery,
+    row.result,
+    row.stream,
+    row.seq,
+    row.hash,
   ];
   return `${cells.map(csvCell).join(",")}\r\n`;
 }

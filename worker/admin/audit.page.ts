@@ -15,6 +15,7 @@ import {
   cursorText,
   OUTCOME_FILTERS,
 } from "./audit.query.ts";
+import { verifyForConsole, verifySection } from "./audit.verify.ts";
 import { consolePage } from "./console.layout.ts";
 import type { ConsoleEnv } from "./console-session.ts";
 import { CONSOLE_PATH, type ConsoleDeps } from "./console-session.ts";
@@ -36,7 +37,12 @@ interface ReadFilter {
 /**
  * `Audit log`: filter by person, server, tool, decision, outcome and time range; newest first, paged by
  * keyset; times in the browser's zone; the same filters export as CSV (ISO times). Every value in a row
- * (names, tools, notes, client ids) is text from outside, and is escaped like everything else.
+ * (names, tools, notes, client ids) is text from outside, and is escaped like everything else. Each row
+ * shows its three levels: the decision (and why), the delivery (did it reach the server, and if not why),
+ * the result (the server's answer). `?verify=1` adds the hash chains' check (audit.verify.ts).
+ *
+ * Rows reach D1 from the ledgers just after their answers (worker/audit/ledger.ts): a row of the last
+ * moment may appear a moment later.
  */
 export function mountAuditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   app.get(AUDIT_PATH, async (c) => {
@@ -44,18 +50,20 @@ export function mountAuditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
     const db = database(c.env.DB);
     const read = await readFilter(c.req.query(), () => knownSubjects(db, deps.config.environment));
     const cursor = cursorOf(read.query.before);
-    const [page, chart] =
+    const verifying = read.query.verify === "1";
+    const [page, chart, verified] =
       read.choices === null
         ? await Promise.all([
             auditPage(db, read.filter, cursor, AUDIT_PAGE_ROWS),
             cursor === null ? chartSeries(db, read.filter, Date.now()).then(chartSvg) : null,
+            verifying ? verifyForConsole(c.env) : null,
           ])
-        : [{ rows: [], next: null }, null];
-    await adminAudit(c.env.DB, session.admin, {
+        : [{ rows: [], next: null }, null, null];
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",
-      note: "console:audit",
+      note: verifying ? "console:audit.verify" : "console:audit",
     });
     const base = filterParams(read.query);
     const older = page.next ? `${AUDIT_PATH}?${withParam(base, "before", cursorText(page.next))}` : null;
@@ -72,6 +80,7 @@ export function mountAuditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
       html`${filterForm(read.query)}
 ${read.notes.map((n) => html`<p class="notice">${n}</p>`)}
 ${choices}
+${verified ? verifySection(verified) : html`<p><a href="${AUDIT_PATH}?${withParam(base, "verify", "1")}">Check the log's integrity</a> <span class="muted">(every row's hash chain against its anchors and its ledger; reads the whole log)</span></p>`}
 ${chart ? html`<h2>Calls, denials and errors per server</h2>${chart}` : html``}
 <h2>Rows</h2>
 <p><a href="${CONSOLE_PATH}/audit.csv?${base}">Export these rows as CSV</a>
@@ -86,7 +95,7 @@ ${auditTable(page.rows)}
     const session = c.get("session");
     const db = database(c.env.DB);
     const read = await readFilter(c.req.query(), () => knownSubjects(db, deps.config.environment));
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",
@@ -186,7 +195,7 @@ export function auditTable(rows: readonly AuditRow[]): SafeHtml {
   if (rows.length === 0) return html`<p>No rows.</p>`;
   return html`<table>
 <caption class="muted">${String(rows.length)} rows, newest first</caption>
-<thead><tr><th scope="col">Time</th><th scope="col">Person</th><th scope="col">Action</th><th scope="col">Server</th><th scope="col">Tool</th><th scope="col">Decision</th><th scope="col">Outcome</th><th scope="col">ms</th><th scope="col">About</th></tr></thead>
+<thead><tr><th scope="col">Time</th><th scope="col">Person</th><th scope="col">Action</th><th scope="col">Server</th><th scope="col">Tool</th><th scope="col">Decision</th><th scope="col">Delivery</th><th scope="col">Result</th><th scope="col">ms</th><th scope="col">About</th></tr></thead>
 <tbody>
 ${rows.map(
   (r) => html`<tr>
@@ -196,7 +205,8 @@ ${rows.map(
 <td>${r.server ?? ""}</td>
 <td>${r.tool === null ? "" : html`<code>${r.tool}</code>`}</td>
 <td><span class="tag ${r.decision}">${r.decision}</span> <span class="muted">${r.reason}</span></td>
-<td>${r.outcome ?? ""}${r.error_code === null ? "" : html` <span class="muted">${String(r.error_code)}</span>`}</td>
+<td>${r.delivery ?? ""}</td>
+<td>${r.result ?? ""}${r.error_code === null ? "" : html` <span class="muted">${String(r.error_code)}</span>`}</td>
 <td>${r.duration_ms === null ? "" : String(r.duration_ms)}</td>
 <td>${r.subject === null ? "" : html`<code>${r.subject}</code>`}${r.note === null ? "" : html` ${r.note}`}</td>
 </tr>`,

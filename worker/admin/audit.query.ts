@@ -23,6 +23,8 @@ export const AuditFilterQuery = z.object({
     .string()
     .regex(/^\d{1,15}\.\d{1,15}$/)
     .optional(),
+  /** `1`: check the hash chains too (audit.verify.ts). */
+  verify: z.enum(["1", ""]).optional(),
 });
 export type AuditFilterQuery = z.infer<typeof AuditFilterQuery>;
 

@@ -25,7 +25,7 @@ export function mountBlockPages(app: Hono<ConsoleEnv>, bindings: (env: Env) => A
   app.get(BLOCKS_PATH, async (c) => {
     const session = c.get("session");
     const blocks = await listBlocks(database(c.env.DB));
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",

@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import { subjectKind } from "../../policies/subjects.ts";
+import { forgetDecisionFacts } from "../authz/decision-cache.ts";
 import type { RequestContext } from "../authz/request-context.ts";
 import { deleteConnectionsOnBlock } from "../connect/index.ts";
 import {
@@ -53,7 +54,7 @@ export function mountBlockRoutes(app: Hono<AdminVars>): void {
 
   app.get("/blocks", async (c) => {
     const blocks = await listBlocks(database(c.env.DB));
-    await adminAudit(c.env.DB, c.get("admin"), {
+    await adminAudit(c.env, c.get("admin"), {
       action: "admin:read",
       decision: "allow",
       reason: "granted",
@@ -101,7 +102,7 @@ async function refuseBlock(
   why: keyof typeof REFUSALS,
   subject: string | null,
 ): Promise<Outcome<never>> {
-  await adminAudit(env.DB, admin, {
+  await adminAudit(env, admin, {
     action: "admin:block",
     decision: "deny",
     reason: why,
@@ -128,9 +129,11 @@ export async function blockSubject(
   const now = Date.now();
   const known = await subjectIsKnown(db, subject);
   await upsertBlock(db, { subject, reason, blocked_by: admin.caller.principal, blocked_at_ms: now });
+  // Holds in this isolate from the next request; elsewhere within the decision cache's bound (1 s).
+  forgetDecisionFacts();
   // Recorded before anything else happens: the block holds from the row above, the rest is clean-up.
   await adminAudit(
-    env.DB,
+    env,
     admin,
     { action: "admin:block", decision: "allow", reason: "granted", subject, note: reason },
     now,
@@ -159,8 +162,9 @@ export async function liftBlock(
   subject: string,
 ): Promise<Outcome<{ subject: string; lifted: true }>> {
   const lifted = await deleteBlock(database(env.DB), subject);
+  forgetDecisionFacts();
   if (!lifted) {
-    await adminAudit(env.DB, admin, {
+    await adminAudit(env, admin, {
       action: "admin:unblock",
       decision: "deny",
       reason: "not_blocked",
@@ -168,7 +172,7 @@ export async function liftBlock(
     });
     return { ok: false, message: "This subject is not blocked." };
   }
-  await adminAudit(env.DB, admin, { action: "admin:unblock", decision: "allow", reason: "granted", subject });
+  await adminAudit(env, admin, { action: "admin:unblock", decision: "allow", reason: "granted", subject });
   return { ok: true, body: { subject, lifted: true } };
 }
 
@@ -198,7 +202,7 @@ export async function revokeSubject(
   reason: string,
 ): Promise<Outcome<{ subject: string; revokedBeforeMs: number; grantsRevoked: number; sessionsClosed: number }>> {
   if (subjectKind(subject) === null) {
-    await adminAudit(env.DB, admin, { action: "admin:revoke", decision: "deny", reason: "invalid_request" });
+    await adminAudit(env, admin, { action: "admin:revoke", decision: "deny", reason: "invalid_request" });
     return { ok: false, message: "Expected {subject, reason} with a principal, email or group subject." };
   }
   const now = Date.now();
@@ -206,8 +210,9 @@ export async function revokeSubject(
   // The cut-off stops every token of sign-ins before now, even ones cached elsewhere; the library's
   // grants of a principal are also revoked so their refresh tokens die at once.
   await upsertRevocation(db, { subject, revoked_before_ms: now, reason, revoked_by: admin.caller.principal });
+  forgetDecisionFacts();
   await adminAudit(
-    env.DB,
+    env,
     admin,
     { action: "admin:revoke", decision: "allow", reason: "granted", subject, note: reason },
     now,

@@ -61,6 +61,7 @@ export function createConsole(deps: ConsoleDeps) {
   const app = new Hono<ConsoleEnv>();
   const bindings = (env: Env): AdminBindings => ({
     DB: env.DB,
+    AUDIT_LEDGER: env.AUDIT_LEDGER,
     MCP_SESSIONS: env.MCP_SESSIONS,
     ...(env.BRIDGE ? { BRIDGE: env.BRIDGE } : {}),
     OAUTH_PROVIDER: deps.oauth(env),
@@ -258,5 +259,5 @@ export function audit(
   admin: RequestContext,
   entry: Pick<AuditEntry, "action" | "decision" | "reason"> & Partial<Pick<AuditEntry, "subject" | "note">>,
 ): Promise<void> {
-  return adminAudit(env.DB, admin, entry);
+  return adminAudit(env, admin, entry);
 }

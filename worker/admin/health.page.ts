@@ -72,7 +72,7 @@ export function mountHealthPage(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
       probeKv(c.env),
       policyState(c.env, deps.config),
     ]);
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",

@@ -29,7 +29,7 @@ export async function overviewPage(session: ConsoleSession, env: Env, deps: Cons
     blockCount(db),
     policyMeta(db),
   ]);
-  await adminAudit(env.DB, session.admin, {
+  await adminAudit(env, session.admin, {
     action: "admin:read",
     decision: "allow",
     reason: "granted",

@@ -28,7 +28,7 @@ export function mountPeoplePages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void
     const q = (c.req.query("q") ?? "").slice(0, 200);
     const all = await knownSubjects(database(c.env.DB), deps.config.environment);
     const found = searchSubjects(all, q);
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",
@@ -69,7 +69,7 @@ ${peopleTable(found, all.length)}`,
       blockOf(db, subject),
       knownSubjects(db, deps.config.environment).then((all) => all.find((s) => s.subject === subject)?.note ?? null),
     ]);
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:read",
       decision: "allow",
       reason: "granted",

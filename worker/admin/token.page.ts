@@ -56,7 +56,7 @@ ${TOKEN_MINUTES.map((m) =>
         // The library refuses a session with under a minute left, or a grant revoked a moment ago.
         throw new HttpError("bad_request", "No token can be made from this session now; sign in again", { cause });
       });
-    await adminAudit(c.env.DB, session.admin, {
+    await adminAudit(c.env, session.admin, {
       action: "admin:token",
       decision: "allow",
       reason: "granted",

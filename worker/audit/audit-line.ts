@@ -1,5 +1,23 @@
 import type { AuditLogTable } from "../db/database.ts";
 
+/** The columns the line shows. */
+type AuditLineFields = Pick<
+  AuditLogTable,
+  | "at_ms"
+  | "principal"
+  | "client_id"
+  | "action"
+  | "server"
+  | "tool"
+  | "subject"
+  | "decision"
+  | "reason"
+  | "outcome"
+  | "error_code"
+  | "duration_ms"
+  | "note"
+>;
+
 /** A client id is long and random; its start is enough to tell two clients apart in a terminal. */
 const CLIENT_ID_CHARS = 8;
 /** Names are capped in the row already (256); a terminal line needs less. */
@@ -16,7 +34,7 @@ const NAME_CHARS = 120;
  * (ANSI escapes included) is shown as `\uXXXX`, so a name cannot move the cursor, recolour or rewrite the
  * operator's terminal. Arguments are never in the row, so never here.
  */
-export function auditLine(row: Omit<AuditLogTable, "id">): string {
+export function auditLine(row: AuditLineFields): string {
   const time = new Date(row.at_ms).toISOString().slice(11, 23);
   const target =
     row.server !== null && row.tool !== null

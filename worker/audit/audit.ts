@@ -1,8 +1,10 @@
-import type { Kysely } from "kysely";
 import type { RequestContext } from "../authz/request-context.ts";
-import type { AuditAction } from "../db/audit-log.table.ts";
-import type { AuditLogTable, Database } from "../db/database.ts";
+import { type AuditAction, type AuditDelivery, type AuditResult, SERVER_ACTIONS } from "../db/audit-log.table.ts";
 import { auditLine } from "./audit-line.ts";
+import { canonicalJson } from "./canonical.ts";
+import type { AuditContent } from "./chain.ts";
+
+export type { AuditContent };
 
 export type AuditOutcome = "ok" | "tool_error" | "jsonrpc_error" | "transport_error";
 
@@ -13,6 +15,11 @@ export interface AuditEntry {
   readonly decision: "allow" | "deny";
   readonly reason: string;
   readonly outcome?: AuditOutcome | null;
+  /**
+   * Why an allowed request to a server got no answer, when the writer knows better than the outcome
+   * (a timeout, a closed connection); otherwise derived from the decision and the outcome (deliveryOf).
+   */
+  readonly delivery?: AuditDelivery | null;
   readonly errorCode?: number | null;
   readonly durationMs?: number | null;
   readonly argsDigest?: string | null;
@@ -39,6 +46,16 @@ export function auditOriginOf(ctx: RequestContext): AuditOrigin {
   };
 }
 
+/**
+ * Where audit rows are written: the caller's ledger (worker/audit/ledger.ts, `auditLog(env)`). `append`
+ * resolves once the row is durable there, and rejects when it is not.
+ */
+export interface AuditLog {
+  append(row: AuditContent): Promise<void>;
+  /** The principal's allowed calls (the rate-limited actions) made after `sinceMs`: its roles' rate limit. */
+  callsSince(principal: string, sinceMs: number): Promise<number>;
+}
+
 /** Names as clients sent them can be long; the row keeps enough to investigate, not an unbounded string. */
 const MAX_AUDIT_NAME_CHARS = 256;
 /** An admin's reason is capped where it is accepted (500); this is the row's own bound. */
@@ -49,22 +66,31 @@ const MAX_AUDIT_NOTE_CHARS = 1_000;
  * the request closed (the row is the record that the call happened).
  */
 export async function writeAudit(
-  db: Kysely<Database>,
+  log: AuditLog,
   ctx: RequestContext,
   entry: AuditEntry,
   now = Date.now(),
 ): Promise<void> {
-  await writeAuditRow(db, auditOriginOf(ctx), entry, now);
+  await writeAuditRow(log, auditOriginOf(ctx), entry, now);
 }
 
 /** Writes one audit row for an origin that is not a request context (a sign-in, a token refresh). */
 export async function writeAuditRow(
-  db: Kysely<Database>,
+  log: AuditLog,
   origin: AuditOrigin,
   entry: AuditEntry,
   now = Date.now(),
 ): Promise<void> {
-  const row: Omit<AuditLogTable, "id"> = {
+  const row = auditContentOf(origin, entry, now);
+  await log.append(row);
+  // The terminal's (and Workers Logs') line for this row, once it is durable (audit-line.ts).
+  console.info(auditLine(row));
+}
+
+/** The row an entry makes: names bounded, and the three levels (decision, delivery, result) filled in. */
+export function auditContentOf(origin: AuditOrigin, entry: AuditEntry, now: number): AuditContent {
+  const outcome = entry.outcome ?? null;
+  return {
     at_ms: now,
     principal: origin.principal,
     client_id: origin.clientId,
@@ -74,7 +100,9 @@ export async function writeAuditRow(
     tool: entry.tool === null ? null : entry.tool.slice(0, MAX_AUDIT_NAME_CHARS),
     decision: entry.decision,
     reason: entry.reason,
-    outcome: entry.outcome ?? null,
+    outcome,
+    delivery: deliveryOf(entry),
+    result: resultOf(outcome),
     error_code: entry.errorCode ?? null,
     duration_ms: entry.durationMs ?? null,
     args_digest: entry.argsDigest ?? null,
@@ -83,9 +111,42 @@ export async function writeAuditRow(
       entry.subject === undefined || entry.subject === null ? null : entry.subject.slice(0, MAX_AUDIT_NAME_CHARS),
     note: entry.note === undefined || entry.note === null ? null : entry.note.slice(0, MAX_AUDIT_NOTE_CHARS),
   };
-  await db.insertInto("audit_log").values(row).execute();
-  // The terminal's (and Workers Logs') line for this row, once it is written (audit-line.ts).
-  console.info(auditLine(row));
+}
+
+/**
+ * The delivery level (0007): only a request to a server has one. A refusal was never sent; an answer,
+ * even the server's error, was delivered; a transport error is `unreachable` unless the writer said
+ * more (call-guards.ts tells a timeout and a closed connection apart). The same rules derived the rows
+ * from before 0007 (migrations/0007_audit_chain.sql).
+ */
+export function deliveryOf(entry: AuditEntry): AuditDelivery | null {
+  if (!SERVER_ACTIONS.has(entry.action)) return entry.delivery ?? null;
+  if (entry.decision === "deny") return "not_sent";
+  if (entry.delivery !== undefined && entry.delivery !== null) return entry.delivery;
+  switch (entry.outcome ?? null) {
+    case "ok":
+    case "tool_error":
+    case "jsonrpc_error":
+      return "delivered";
+    case "transport_error":
+      return "unreachable";
+    case null:
+      return null;
+  }
+}
+
+/** The result level (0007): the server's answer, from the outcome; no answer, no result. */
+export function resultOf(outcome: AuditOutcome | null): AuditResult | null {
+  switch (outcome) {
+    case "ok":
+      return "ok";
+    case "tool_error":
+      return "tool_error";
+    case "jsonrpc_error":
+      return "protocol_error";
+    default:
+      return null;
+  }
 }
 
 /**
@@ -113,47 +174,4 @@ export async function auditKeyFrom(secret: string): Promise<CryptoKey> {
     false,
     ["sign"],
   );
-}
-
-/**
- * JSON with object keys sorted at every depth, so equal values have one spelling.
- *
- * SECURITY: iterative, never recursive. Its input is whatever a client sent as arguments; the gateway
- * bounds nesting at the boundary (container/src/contract.ts, MAX_JSON_DEPTH), and this walk would not
- * overflow the stack even without that bound (a 5,000-deep value once did, recursively).
- */
-export function canonicalJson(value: unknown): string {
-  const out: string[] = [];
-  // Work items: a value to write, or a literal piece of text (a separator or a closing bracket).
-  const work: ({ readonly value: unknown } | string)[] = [{ value }];
-  for (let item = work.pop(); item !== undefined; item = work.pop()) {
-    if (typeof item === "string") {
-      out.push(item);
-      continue;
-    }
-    const v = item.value;
-    if (v === null || typeof v !== "object") {
-      out.push(JSON.stringify(v) ?? "null");
-    } else if (Array.isArray(v)) {
-      // Pushed in reverse: the stack pops them in order.
-      work.push("]");
-      for (let i = v.length - 1; i >= 0; i--) {
-        work.push({ value: v[i] });
-        if (i > 0) work.push(",");
-      }
-      out.push("[");
-    } else {
-      const record = v as Record<string, unknown>;
-      const keys = Object.keys(record).sort();
-      work.push("}");
-      for (let i = keys.length - 1; i >= 0; i--) {
-        const key = keys[i] as string;
-        work.push({ value: record[key] });
-        work.push(`${JSON.stringify(key)}:`);
-        if (i > 0) work.push(",");
-      }
-      out.push("{");
-    }
-  }
-  return out.join("");
 }

@@ -65,7 +65,7 @@ export type ContentMethod =
 
 /** What the content requests need: the audit log. */
 export interface ContentDeps {
-  readonly db: ToolDeps["db"];
+  readonly audit: ToolDeps["audit"];
 }
 
 /** Servers whose resources and prompts the caller may see: a server-wide grant of at least `read`. */

@@ -1,7 +1,6 @@
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
-import type { Kysely } from "kysely";
 import type { ServerId } from "../../policies/catalog.ts";
-import type { Database } from "../db/database.ts";
+import type { AuditLog } from "../audit/audit.ts";
 
 /**
  * What the request handlers of every path need, as types only. Kept apart from the modules that use
@@ -17,7 +16,8 @@ export type LiveTools = (server: ServerId) => Promise<readonly Tool[]>;
 
 /** What a tools/call needs on every path (tool-call.ts). */
 export interface ToolCallDeps {
-  readonly db: Kysely<Database>;
+  /** Where the call's audit row is written (the caller's ledger, worker/audit/ledger.ts). */
+  readonly audit: AuditLog;
   readonly auditKey: CryptoKey;
   readonly liveTools: LiveTools;
   readonly execute: ExecuteFn;

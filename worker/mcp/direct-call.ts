@@ -8,8 +8,9 @@ import { type BridgeKey, bridgeMcpPath } from "../../container/src/contract.ts";
 import { catalogSnapshot } from "../../policies/catalog.snapshot.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { declaredCapabilities } from "../../policies/client-capabilities.ts";
-import { argsDigest } from "../audit/audit.ts";
-import { type Caller, loadRequestContext } from "../authz/request-context.ts";
+import { type AuditLog, argsDigest } from "../audit/audit.ts";
+import { type DecisionCache, wasReused } from "../authz/decision-cache.ts";
+import { type Caller, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor } from "../bridge/router.ts";
 import type { Database } from "../db/database.ts";
 import { forgetBackend } from "../db/sessions.repository.ts";
@@ -94,9 +95,15 @@ export function directCallOf(request: Request, sessionId: string, body: unknown)
 
 export interface DirectCallDeps {
   readonly db: Kysely<Database>;
+  readonly audit: AuditLog;
   readonly keys: () => Promise<{ readonly bridge: BridgeKey; readonly audit: CryptoKey }>;
   readonly insecureDevBridgeUrl: string | null;
   readonly containers: DurableObjectNamespace | undefined;
+  /**
+   * Decision facts reused within a bound (authz/decision-cache.ts); absent: D1 is read on every call.
+   * SECURITY: the bound is what a block or a re-seed waits for at most on this path.
+   */
+  readonly decisions?: DecisionCache;
 }
 
 /**
@@ -114,10 +121,15 @@ export async function runDirectCall(
   const keys = deps.keys();
   const digest = keys.then((k) => argsDigest(k.audit, call.arguments));
   digest.catch(() => {});
-  const ctx = await loadRequestContext(deps.db, caller, sessionId);
-  const session = ctx.session;
-  if (!session?.directCalls || Date.now() - session.createdMs >= SESSION_MAX_AGE_MS) return null;
-  const backend = session.backends.get(call.server);
+  const cache = deps.decisions;
+  let ctx = await loadRequestContext(deps.db, caller, sessionId, cache ? { cache } : {});
+  let backend = directBackend(ctx, call.server);
+  // A reused session record may predate the bridge session the session object opened since: read it again
+  // before sending the call the long way (once; a record read for this request is what D1 says).
+  if (!backend && cache && wasReused(ctx)) {
+    ctx = await loadRequestContext(deps.db, caller, sessionId, { cache, fresh: true });
+    backend = directBackend(ctx, call.server);
+  }
   if (!backend) return null;
   const { bridge, audit } = await keys;
   const fetchBridge = bridgeFetchFor(
@@ -125,7 +137,7 @@ export async function runDirectCall(
     caller.principal,
   );
   const coreDeps = {
-    db: deps.db,
+    audit: deps.audit,
     auditKey: audit,
     // Only snapshot tools take this path (directCallOf), and execute_stdio never does: neither is asked.
     liveTools: () => Promise.reject(new Error("the direct path lists no tools")),
@@ -135,11 +147,22 @@ export async function runDirectCall(
     sendOnBridgeSession(deps, fetchBridge, { principal: caller.principal, sessionId }, server, backend, params);
   // Only a client that declared no sampling, elicitation or roots has a direct session (directCallsAllowed).
   const answer = await callTool(coreDeps, ctx, call.params, send, { digest, declared: NOTHING_DECLARED });
-  if (answer.kind === "not_sent") return null;
+  if (answer.kind === "not_sent") {
+    // The record named a bridge session the bridge no longer knows: the next call reads it again.
+    cache?.drop(caller);
+    return null;
+  }
   return new Response(JSON.stringify(answerMessage(call.id, answer)), {
     status: 200,
     headers: { "content-type": "application/json", "cache-control": "no-store", "mcp-session-id": sessionId },
   });
+}
+
+/** The session's bridge session for `server`, if the session is recorded, direct, alive and has one. */
+function directBackend(ctx: RequestContext, server: ServerId) {
+  const session = ctx.session;
+  if (!session?.directCalls || Date.now() - session.createdMs >= SESSION_MAX_AGE_MS) return undefined;
+  return session.backends.get(server);
 }
 
 /** Internal request ids never collide with the ids the session object's own client uses on the same session. */

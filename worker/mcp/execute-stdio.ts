@@ -87,7 +87,7 @@ export function executeStdioTool(servers: readonly ServerId[]): Tool {
 type Audit<D> = (deps: D, ctx: RequestContext, entry: AuditEntry) => Promise<void>;
 
 /** Runs one execute_stdio call: decision, then the arguments, then the rate limit, the request, the row. */
-export async function runExecuteStdio<D extends Pick<ToolCallDeps, "execute" | "db">>(
+export async function runExecuteStdio<D extends Pick<ToolCallDeps, "execute" | "audit">>(
   deps: D,
   ctx: RequestContext,
   rawArgs: unknown,

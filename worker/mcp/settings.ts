@@ -1,6 +1,10 @@
+import type { AuditLedger } from "../audit/ledger.ts";
+
 /** The bindings the session Durable Object reads (names: worker/bindings.ts); settings are parsed by worker/config.ts. */
 export interface SessionEnv {
   readonly DB: D1Database;
+  /** The audit ledgers (worker/audit/ledger.ts): every audit row is written there first. */
+  readonly AUDIT_LEDGER: DurableObjectNamespace<AuditLedger>;
   readonly MCP_SESSIONS?: DurableObjectNamespace;
   readonly BRIDGE?: DurableObjectNamespace;
 }

@@ -7,6 +7,7 @@ import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ZodError } from "zod";
 import { writeAuditRow } from "../audit/audit.ts";
+import { auditLog, type LedgerBindings } from "../audit/ledger.ts";
 import { judgeStanding, loadStanding } from "../authz/standing.ts";
 import { database } from "../db/database.ts";
 import { HttpError } from "../http/errors.ts";
@@ -60,7 +61,7 @@ async function finishSignIn(c: Context<AppEnv>, deps: OAuthRouteDeps): Promise<R
     const location = authorizationErrorRedirect(resumed.request, ERROR_CODE[cause.kind], cause.publicMessage);
     return new Response(null, { status: 302, headers: applyRedirectHeaders(resumed.headers, location) });
   }
-  await refuseBlocked(c.env.DB, props, resumed.request.clientId);
+  await refuseBlocked(c.env, props, resumed.request.clientId);
   const { redirectTo } = await localOnly(() =>
     oauth.completeAuthorization({
       request: resumed.request,
@@ -84,8 +85,12 @@ async function finishSignIn(c: Context<AppEnv>, deps: OAuthRouteDeps): Promise<R
  * for them upstream. The refusal is a page of ours, not a redirect: the block is not the client's business
  * to handle, and the person needs to read it. Recorded in the audit log. D1 down → 503, never a grant.
  */
-async function refuseBlocked(d1: D1Database, props: AuthProps, clientId: string): Promise<void> {
-  const db = database(d1);
+async function refuseBlocked(
+  env: { readonly DB: D1Database } & LedgerBindings,
+  props: AuthProps,
+  clientId: string,
+): Promise<void> {
+  const db = database(env.DB);
   let verdict: ReturnType<typeof judgeStanding>;
   let blocked: readonly string[];
   try {
@@ -98,7 +103,7 @@ async function refuseBlocked(d1: D1Database, props: AuthProps, clientId: string)
   if (verdict.ok) return;
   console.warn(`login: ${props.principal} refused: blocked (${blocked.join(", ")})`);
   await writeAuditRow(
-    db,
+    auditLog(env),
     { principal: props.principal, clientId, sessionId: null, policyHash: null },
     {
       action: "login:refused",

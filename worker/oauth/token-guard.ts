@@ -1,6 +1,6 @@
 import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
 import { writeAuditRow } from "../audit/audit.ts";
-import { database } from "../db/database.ts";
+import { auditLog } from "../audit/ledger.ts";
 import type { Env } from "../env.ts";
 import { refuseNonPublicCimdClient } from "./cimd-guard.ts";
 import { withOriginResourceInForm } from "./endpoint-resource.ts";
@@ -132,7 +132,7 @@ async function refuseRefreshTokenReuse(
  */
 async function auditReuse(env: Env, principal: string, grant: GrantRecord): Promise<void> {
   await writeAuditRow(
-    database(env.DB),
+    auditLog(env),
     { principal, clientId: grant.clientId, sessionId: null, policyHash: null },
     {
       action: "oauth:refresh_reuse",

@@ -38,3 +38,22 @@ export async function d1Query(stateDir: string, sql: string): Promise<Record<str
   const parsed = JSON.parse(stdout) as { results: Record<string, unknown>[] }[];
   return parsed[0]?.results ?? [];
 }
+
+/**
+ * Audit rows reach D1 from the ledgers just after the answers (worker/audit/ledger.ts): runs `sql` until
+ * `done` holds for its rows or `timeoutMs` passes, and returns the last rows either way, so the caller's
+ * assertion says what was missing. Every wrangler run takes a second or two: this polls at that pace.
+ */
+export async function d1QueryUntil(
+  stateDir: string,
+  sql: string,
+  done: (rows: Record<string, unknown>[]) => boolean,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await d1Query(stateDir, sql);
+    if (done(rows) || Date.now() > until) return rows;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -19,6 +19,12 @@ const row = (over: Partial<Omit<AuditLogTable, "id">> = {}): Omit<AuditLogTable,
   policy_hash: "cd",
   subject: null,
   note: null,
+  delivery: "delivered",
+  result: "ok",
+  stream: null,
+  seq: null,
+  prev_hash: null,
+  hash: null,
   ...over,
 });
 

@@ -164,7 +164,7 @@ describe("CSV export", () => {
     const text = await response.text();
     const lines = text.split("\r\n");
     expect(lines[0]).toBe(
-      "id,time,principal,client_id,session_id,action,server,tool,decision,reason,outcome,error_code,duration_ms,args_digest,policy_hash,subject,note",
+      "id,time,principal,client_id,session_id,action,server,tool,decision,reason,outcome,error_code,duration_ms,args_digest,policy_hash,subject,note,delivery,result,stream,seq,hash",
     );
     expect(text).toContain(",2026-11-05T12:00:00.000Z,mock:bob,");
     expect(text).toContain(`"'=HYPERLINK(""http://evil.example"")"`);

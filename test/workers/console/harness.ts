@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { expect } from "vitest";
 import { compilePolicy, POLICIES } from "../../../policies/index.ts";
+import { shipAuditRows } from "../audit/ledgers.ts";
 import { Browser, decodeEntities } from "../oauth/harness/browser.ts";
 import { mockUpstream } from "../oauth/harness/flow.ts";
 import { ORIGIN, type Send } from "../oauth/harness/oauth-client.ts";
@@ -60,6 +61,7 @@ export function postForm(browser: Browser, url: string, fields: Record<string, s
 }
 
 export async function auditRows(action: string): Promise<Record<string, unknown>[]> {
+  await shipAuditRows();
   const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE action = ? ORDER BY id").bind(action).all();
   return results;
 }

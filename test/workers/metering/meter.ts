@@ -40,11 +40,15 @@ async function timed<T>(kind: string, run: () => Promise<T>): Promise<T> {
 }
 
 /** D1 bills rows read and written per query; a query's verb says which side it is on. */
-function d1Kind(sql: string): string {
+function d1Kind(sql: string, prefix = "d1"): string {
+  return `${prefix}.${sqlSide(sql)}`;
+}
+
+function sqlSide(sql: string): string {
   const verb = /^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? "other";
-  if (verb === "select" || verb === "with") return "d1.read";
-  if (verb === "insert" || verb === "update" || verb === "delete" || verb === "replace") return "d1.write";
-  return `d1.${verb}`;
+  if (verb === "select" || verb === "with") return "read";
+  if (verb === "insert" || verb === "update" || verb === "delete" || verb === "replace") return "write";
+  return verb;
 }
 
 function meterStatement(statement: D1PreparedStatement, kind: string): D1PreparedStatement {
@@ -61,11 +65,15 @@ function meterStatement(statement: D1PreparedStatement, kind: string): D1Prepare
   return metered;
 }
 
-export function meterD1(db: D1Database): D1Database {
+/**
+ * `prefix` tells D1's users apart: `d1` for the request path (the Worker, the session object), `d1.ledger`
+ * for the audit ledgers' shipments, which no answer waits for.
+ */
+export function meterD1(db: D1Database, prefix = "d1"): D1Database {
   return Object.assign(Object.create(db) as D1Database, {
-    prepare: (sql: string) => meterStatement(db.prepare(sql), d1Kind(sql)),
-    batch: (statements: D1PreparedStatement[]) => timed("d1.batch", () => db.batch(statements)),
-    exec: (sql: string) => timed("d1.exec", () => db.exec(sql)),
+    prepare: (sql: string) => meterStatement(db.prepare(sql), d1Kind(sql, prefix)),
+    batch: (statements: D1PreparedStatement[]) => timed(`${prefix}.batch`, () => db.batch(statements)),
+    exec: (sql: string) => timed(`${prefix}.exec`, () => db.exec(sql)),
   });
 }
 
@@ -83,8 +91,15 @@ export function meterKv(kv: KVNamespace): KVNamespace {
   });
 }
 
-/** Every `fetch()` on a stub of this namespace is one Durable Object request (billed per request). */
-export function meterDurableObjects(namespace: DurableObjectNamespace, label: string): DurableObjectNamespace {
+/**
+ * Every `fetch()` on a stub of this namespace is one Durable Object request (billed per request), and so
+ * is every call of one of its RPC methods named in `rpc` (tallied as `do.<label>.<method>`).
+ */
+export function meterDurableObjects<T extends Rpc.DurableObjectBranded | undefined>(
+  namespace: DurableObjectNamespace<T>,
+  label: string,
+  rpc: readonly string[] = [],
+): DurableObjectNamespace<T> {
   const meterStub = (stub: DurableObjectStub): DurableObjectStub =>
     new Proxy(stub, {
       get(target, property) {
@@ -92,14 +107,18 @@ export function meterDurableObjects(namespace: DurableObjectNamespace, label: st
           return (input: RequestInfo | URL, init?: RequestInit) =>
             timed(`do.${label}.fetch`, () => target.fetch(input, init));
         }
+        if (typeof property === "string" && rpc.includes(property)) {
+          const method = Reflect.get(target, property, target) as (...args: unknown[]) => Promise<unknown>;
+          return (...args: unknown[]) => timed(`do.${label}.${property}`, () => method(...args));
+        }
         const value: unknown = Reflect.get(target, property, target);
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
   return new Proxy(namespace, {
     get(target, property) {
-      if (property === "get") return (id: DurableObjectId) => meterStub(target.get(id));
-      if (property === "getByName") return (name: string) => meterStub(target.getByName(name));
+      if (property === "get") return (id: DurableObjectId) => meterStub(target.get(id) as DurableObjectStub);
+      if (property === "getByName") return (name: string) => meterStub(target.getByName(name) as DurableObjectStub);
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
@@ -122,6 +141,31 @@ export function meterStorage(storage: DurableObjectStorage, label: string): void
   patch("delete", "write");
   patch("deleteAll", "write");
   patch("setAlarm", "write");
+}
+
+/**
+ * A SQLite-backed object's statements (`ctx.storage.sql.exec`), by side: `do.<label>.sql.read|write`.
+ * Counted once each (SQLite-backed objects bill rows; a statement here writes one or a few).
+ */
+export function meterSql(storage: DurableObjectStorage, label: string): void {
+  const sql = storage.sql;
+  const wrapped = new Proxy(sql, {
+    get(target, property) {
+      if (property === "exec") {
+        return (query: string, ...bindings: unknown[]) => {
+          const started = performance.now();
+          try {
+            return target.exec(query, ...bindings);
+          } finally {
+            record(`do.${label}.sql.${sqlSide(query)}`, started);
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  Object.defineProperty(storage, "sql", { configurable: true, get: () => wrapped });
 }
 
 /** Outbound `fetch()` from this isolate, by host (locally, the dev bridge hop goes this way). */

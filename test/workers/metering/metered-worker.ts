@@ -3,12 +3,14 @@
  * `wrangler dev test/workers/metering/metered-worker.ts` (the bench does this; see bench/RESULTS.md).
  * Never deployed: the deployment's entry is worker/index.ts, and this file is not reachable from it.
  *
- * It runs the product's code unchanged. The only differences: `env.DB`, `env.OAUTH_KV`, `env.MCP_SESSIONS`
- * and `env.BRIDGE` are wrapped with counters (meter.ts), the session Durable Object's storage is counted,
+ * It runs the product's code unchanged. The only differences: `env.DB`, `env.OAUTH_KV`, `env.MCP_SESSIONS`,
+ * `env.BRIDGE` and `env.AUDIT_LEDGER` are wrapped with counters (meter.ts), the session Durable Object's
+ * storage is counted, the audit ledgers' SQL and their own D1 (shipments: `d1.ledger.*`) are counted,
  * outbound fetches are counted by host, and `/__meter` (GET: the tallies; POST: reset) answers the bench.
  */
 import type { Env } from "../../../worker/env.ts";
 import product, {
+  AuditLedger as ProductAuditLedger,
   BridgeContainer as ProductBridgeContainer,
   McpSession as ProductMcpSession,
 } from "../../../worker/index.ts";
@@ -19,6 +21,7 @@ import {
   meterKv,
   meterReset,
   meterSnapshot,
+  meterSql,
   meterStorage,
   meterTime,
 } from "./meter.ts";
@@ -40,6 +43,7 @@ function metered<E extends Env | ProductSessionEnv>(env: E): E {
     ...("OAUTH_KV" in env && env.OAUTH_KV ? { OAUTH_KV: meterKv(env.OAUTH_KV) } : {}),
     ...(env.MCP_SESSIONS ? { MCP_SESSIONS: meterDurableObjects(env.MCP_SESSIONS, "session") } : {}),
     ...(env.BRIDGE ? { BRIDGE: meterDurableObjects(env.BRIDGE, "bridge") } : {}),
+    ...(env.AUDIT_LEDGER ? { AUDIT_LEDGER: meterDurableObjects(env.AUDIT_LEDGER, "ledger", LEDGER_RPC) } : {}),
   };
   meteredEnvs.set(env, wrapped as Env);
   return wrapped;
@@ -59,6 +63,22 @@ export class McpSession extends ProductMcpSession {
 }
 
 export class BridgeContainer extends ProductBridgeContainer {}
+
+/**
+ * The ledger's RPC methods: `do.ledger.append` is the audit write a request waits for, `do.ledger.callsSince`
+ * the rate limit's count (only for callers whose roles have a limit).
+ */
+const LEDGER_RPC = ["append", "callsSince", "ship", "state"] as const;
+
+type ProductLedgerEnv = ConstructorParameters<typeof ProductAuditLedger>[1];
+
+/** Shipments are the ledger's D1 use, after the answer: counted apart from the request path's D1. */
+export class AuditLedger extends ProductAuditLedger {
+  constructor(ctx: DurableObjectState, env: ProductLedgerEnv) {
+    meterSql(ctx.storage, "ledger");
+    super(ctx, { ...env, DB: meterD1(env.DB, "d1.ledger") });
+  }
+}
 
 export default {
   async fetch(request, env, ctx) {

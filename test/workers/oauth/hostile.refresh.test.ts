@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import oauthLibrary from "@cloudflare/workers-oauth-provider/package.json" with { type: "json" };
 import { describe, expect, it } from "vitest";
 import { GRANT_RECORD_CHECKED_WITH, GrantRecord } from "../../../worker/oauth/grant-record.ts";
+import { shipAuditRows } from "../audit/ledgers.ts";
 import { Browser } from "./harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./harness/flow.ts";
 import { OAuthTestClient, type TokenResponse } from "./harness/oauth-client.ts";
@@ -35,6 +36,7 @@ function grantKeyOf(token: string): string {
 }
 
 async function auditRows(action: string): Promise<Record<string, unknown>[]> {
+  await shipAuditRows();
   const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE action = ? ORDER BY id").bind(action).all();
   return results;
 }
