@@ -2,6 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ENVIRONMENTS, type Environment, environmentForStack, isolationOf, SERVER_IDS } from "../policies/index.ts";
 import { ConfigReader, type ConfigSource } from "./config-reader.ts";
+import { type ConnectionSettings, readConnections } from "./connection-secrets.ts";
 import { isPreviewStack, type Names, namesFor, STACK_NAME } from "./naming.ts";
 import { readServerSecrets } from "./server-secrets.ts";
 
@@ -104,6 +105,8 @@ export interface StackConfig {
   readonly container: ContainerSize;
   /** The catalog servers' secrets as Worker secret bindings (`HATAGO_SECRET_<SERVER>__<NAME>`), a Pulumi secret. */
   readonly serverSecrets: pulumi.Output<Record<string, string>>;
+  /** Connections (issue 17): providers' variables, and their client ids, secrets and the key ring as a Pulumi secret. */
+  readonly connections: ConnectionSettings;
   /** Token lifetimes, when the stack overrides the Worker's defaults (worker/config.ts checks the ranges). */
   readonly tokenLifetimes: Readonly<Partial<Record<TokenLifetimeKey, number>>>;
 }
@@ -288,6 +291,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
   }
 
   const serverSecrets = readServerSecrets(r, source);
+  const connections = readConnections(r, source, { environment, isPreview });
 
   if (r.problems.length > 0) throw new ConfigError(stack, r.problems);
   return {
@@ -307,6 +311,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     container: { instanceType, maxInstances, concurrentUsers },
     tokenLifetimes,
     serverSecrets,
+    connections,
   };
 }
 

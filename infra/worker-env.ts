@@ -77,12 +77,17 @@ export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
     secret.HATAGO_ACCESS_CLIENT_SECRET = accessOidc.clientSecret;
   }
 
+  // Connections (issue 17): providers' settings are plain; their client ids and secrets and the key ring are not.
+  Object.assign(plain, config.connections.vars);
+
   return {
     vars: pulumi.output(plain),
     // The catalog servers' secrets ride along as Worker secrets; each container receives only its own
     // server's (worker/bridge/container.ts).
     secrets: pulumi.secret(
-      pulumi.all([pulumi.output(secret), config.serverSecrets]).apply(([own, servers]) => ({ ...servers, ...own })),
+      pulumi
+        .all([pulumi.output(secret), config.serverSecrets, config.connections.secrets])
+        .apply(([own, servers, connections]) => ({ ...servers, ...connections, ...own })),
     ),
   };
 }

@@ -93,6 +93,22 @@ export interface ConnectionSpec {
   readonly as: "env" | "file";
   /** The variable the server expects, e.g. `GITHUB_PERSONAL_ACCESS_TOKEN`. */
   readonly name: string;
+  /**
+   * Opt-in, deployed only: the token is added at the container's egress and never enters the process. The
+   * process gets a placeholder in `name` (servers that refuse to start without a token still start); each of
+   * its requests to `host` passes through the Worker (`@cloudflare/containers` outbound handler, HTTPS
+   * intercepted), which sets `header: <prefix><token>` for the person the container runs for. The process
+   * must trust Cloudflare's container CA for HTTPS (infra/README.md, "Egress injection"). Locally (no
+   * containers) the token is injected as `as` says.
+   */
+  readonly egress?: {
+    /** The one upstream API host (`api.github.com`): exact, no port, no wildcard. */
+    readonly host: string;
+    /** Default `authorization`. */
+    readonly header?: string;
+    /** Put before the token; default `Bearer `. */
+    readonly prefix?: string;
+  };
 }
 
 /** One stdio MCP server the gateway can run. */

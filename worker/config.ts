@@ -85,8 +85,11 @@ export interface ConnectProviderConfig {
   readonly label: string;
   readonly clientId: string;
   readonly clientSecret: string;
+  /** Empty when `issuer` is set: then both come from its discovery document (worker/connect/provider-client.ts). */
   readonly authorizationUrl: string;
   readonly tokenUrl: string;
+  /** An OAuth 2.0 / OpenID provider named by its https issuer (`oauth2` only), or null. */
+  readonly issuer: string | null;
   /** An upstream token endpoint that has not answered in this long has failed. */
   readonly timeoutMs: number;
 }
@@ -312,6 +315,7 @@ function parseConnect(
         clientSecret: "mock",
         authorizationUrl: `${base}/authorize`,
         tokenUrl: `${base}/token`,
+        issuer: null,
         timeoutMs,
       });
       continue;
@@ -321,11 +325,24 @@ function parseConnect(
     const clientSecret = read.required(connectSetting(id, "CLIENT_SECRET"), when);
     let authorizationUrl: string | undefined = GITHUB_AUTHORIZATION_URL;
     let tokenUrl: string | undefined = GITHUB_TOKEN_URL;
-    if (kind === "oauth2") {
+    let issuer: string | null = null;
+    const issuerSetting = connectSetting(id, "ISSUER");
+    if (kind === "oauth2" && read.raw(issuerSetting) !== undefined) {
+      // By its issuer: the endpoints come from its discovery document, so they are not set as well.
+      issuer = read.issuer(issuerSetting) ?? null;
+      for (const name of ["AUTHORIZATION_URL", "TOKEN_URL"]) {
+        if (read.raw(connectSetting(id, name)) !== undefined) {
+          read.fail(connectSetting(id, name), `is not used with ${issuerSetting} (discovery gives the endpoints)`);
+        }
+      }
+      authorizationUrl = "";
+      tokenUrl = "";
+      if (issuer === null) continue;
+    } else if (kind === "oauth2") {
       authorizationUrl = read.endpoint(connectSetting(id, "AUTHORIZATION_URL"), environment);
       tokenUrl = read.endpoint(connectSetting(id, "TOKEN_URL"), environment);
     }
-    if (!clientId || !clientSecret || !authorizationUrl || !tokenUrl) continue;
+    if (!clientId || !clientSecret || authorizationUrl === undefined || tokenUrl === undefined) continue;
     providers.push({
       id,
       kind,
@@ -334,6 +351,7 @@ function parseConnect(
       clientSecret,
       authorizationUrl,
       tokenUrl,
+      issuer,
       timeoutMs,
     });
   }

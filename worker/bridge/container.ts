@@ -9,7 +9,15 @@ import {
 import { secretsFor, secretVariable } from "../../container/src/secrets.ts";
 import { catalog, connectionOf, isServerId } from "../../policies/catalog.ts";
 import { parseConfig } from "../config.ts";
-import { type ConnectRuntime, connectRuntime, handleBridgeConnectionRequest } from "../connect/index.ts";
+import {
+  type ConnectRuntime,
+  connectRuntime,
+  type EgressRule,
+  egressRules,
+  handleBridgeConnectionRequest,
+  handleEgressRequest,
+  resolveConnection,
+} from "../connect/index.ts";
 import type { Env } from "../env.ts";
 import { handleBridgeStateRequest } from "./state.ts";
 
@@ -34,6 +42,8 @@ export class BridgeContainer extends Container<ContainerEnv> {
   override sleepAfter = SLEEP_AFTER_SECONDS;
   // SECURITY: stdio servers get no outbound internet unless a deployment opts in; most need none.
   override enableInternet = false;
+  // HTTPS is intercepted (per host, the egress hosts only) when a connection is injected at egress (issue 17).
+  override interceptHttps = EGRESS_RULES.size > 0;
 
   constructor(ctx: ConstructorParameters<typeof Container>[0], env: ContainerEnv) {
     super(ctx, env);
@@ -44,6 +54,11 @@ export class BridgeContainer extends Container<ContainerEnv> {
       ...containerStateEnv(ctx.id.name),
       ...containerSecretEnv(ctx.id.name, env as unknown as Readonly<Record<string, unknown>>),
     };
+  }
+
+  /** Its own name (`ctx.id.name`), asked by the egress handler, which sees only the id (connect/egress.ts). */
+  async ownName(): Promise<string | null> {
+    return this.ctx.id.name ?? null;
   }
 
   override onError(error: unknown): unknown {
@@ -93,6 +108,37 @@ export function containerSecretEnv(
   return values;
 }
 
+/** The catalog's egress rules, checked when the Worker loads (an invalid declaration fails the deployment). */
+const EGRESS_RULES = egressRules();
+/** Container id → its Durable Object's name: fixed for the life of the id, so remembered (bounded). */
+const containerNames = new Map<string, string>();
+const MAX_REMEMBERED_NAMES = 1_000;
+
+function egressHandler(rule: EgressRule) {
+  return (request: Request, env: unknown, ctx: OutboundHandlerContext) => {
+    const bindings = env as ContainerEnv;
+    const connection = connectionRuntimeOf(env as object);
+    if (!connection || !bindings.BRIDGE) return Response.json({ error: { code: "misconfigured" } }, { status: 503 });
+    const containers = bindings.BRIDGE;
+    return handleEgressRequest(request, rule, ctx.containerId, {
+      nameOf: async (id) => {
+        const known = containerNames.get(id);
+        if (known !== undefined) return known;
+        const stub = containers.get(containers.idFromString(id)) as unknown as { ownName(): Promise<string | null> };
+        const name = await stub.ownName();
+        if (name !== null) {
+          if (containerNames.size >= MAX_REMEMBERED_NAMES) containerNames.clear();
+          containerNames.set(id, name);
+        }
+        return name;
+      },
+      idOf: (name) => containers.idFromName(name).toString(),
+      resolve: (server, principal) => resolveConnection(connection.runtime, env as Env, server, principal, null),
+      fetch: (upstream) => fetch(upstream),
+    });
+  };
+}
+
 /** One key per secret and one replay cache per isolate, for the state requests containers make. */
 let stateKey: { secret: string; key: Promise<BridgeKey> } | undefined;
 const stateReplay = new ReplayCache(10_000);
@@ -132,6 +178,8 @@ function connectionRuntimeOf(env: object): { runtime: ConnectRuntime; key: Promi
  * declared as a static field: the library registers handlers through its static setter.
  */
 BridgeContainer.outboundByHost = {
+  // Issue 17: the hosts where a connection's token is added at egress (none unless the catalog declares one).
+  ...Object.fromEntries([...EGRESS_RULES].map(([host, rule]) => [host, egressHandler(rule)])),
   // SECURITY: like the state host: served in the Worker with the intercepting container's own id, so a
   // container gets the token of its own (server, principal) only (bridge-token.ts checks it).
   [BRIDGE_CONNECTION_HOST]: async (request: Request, env: unknown, ctx: OutboundHandlerContext) => {

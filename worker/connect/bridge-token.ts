@@ -6,8 +6,10 @@ import {
   type ReplayCache,
   verifyBridgeCredential,
 } from "../../container/src/contract.ts";
-import { connectionOf, isServerId } from "../../policies/catalog.ts";
+import { connectionOf, isServerId, type ServerId } from "../../policies/catalog.ts";
+import type { ConnectionSpec } from "../../policies/catalog.types.ts";
 import { writeAuditRow } from "../audit/audit.ts";
+import { auditLog } from "../audit/ledger.ts";
 import { judgeStanding, loadStanding } from "../authz/standing.ts";
 import { containerName } from "../bridge/router.ts";
 import { database } from "../db/database.ts";
@@ -65,14 +67,56 @@ export async function handleBridgeConnectionRequest(
     if (own === undefined || own !== ctx.containerId) return problem(403, "wrong_container");
   }
   const tool = (url.searchParams.get("tool") ?? "").slice(0, 256) || null;
-  const { runtime } = ctx;
+  const resolved = await resolveConnection(ctx.runtime, ctx.env, server, principal, tool);
+  switch (resolved.kind) {
+    case "unavailable":
+      return problem(503, "upstream_unavailable", { "retry-after": "30" }, resolved.message);
+    case "missing":
+      return json({ status: "missing", connectUrl: resolved.connectUrl, message: resolved.message });
+    case "connected": {
+      // Deployed, a connection injected at egress (egress.ts) never enters the container: its process gets a
+      // placeholder the egress handler replaces. Locally there is no egress to rewrite: the token itself. The
+      // fingerprint is the real token's either way (one-way), so the process still restarts when it changes.
+      const token = tokenForProcess(spec, ctx.containerId !== null, resolved.token);
+      return json({ status: "connected", token, fingerprint: await tokenFingerprint(resolved.token) });
+    }
+  }
+}
+
+/** What a container's process holds instead of the token when the token is added at egress. Not a secret. */
+export const EGRESS_PLACEHOLDER = "hatago-egress-injected";
+
+/** SECURITY: what the bridge may put into the process: the placeholder for an egress connection in a container. */
+export function tokenForProcess(spec: ConnectionSpec, inContainer: boolean, token: string): string {
+  return spec.egress && inContainer ? EGRESS_PLACEHOLDER : token;
+}
+
+export type ResolvedConnection =
+  | { readonly kind: "connected"; readonly token: string }
+  | { readonly kind: "missing"; readonly connectUrl: string; readonly message: string }
+  | { readonly kind: "unavailable"; readonly message: string };
+
+/**
+ * (server, principal)'s current access token: loaded, checked against the person's standing (the kill
+ * switch), refreshed when close to expiry, and audited as a use when `tool` names the call about to be made.
+ * One home for both ways a token leaves the Worker: to the bridge (above) and at egress (egress.ts).
+ * SECURITY: the caller has established (server, principal) from something the container cannot choose.
+ */
+export async function resolveConnection(
+  runtime: ConnectRuntime,
+  env: Env,
+  server: ServerId,
+  principal: string,
+  tool: string | null,
+): Promise<ResolvedConnection> {
+  const spec = connectionOf(server);
+  if (!spec) throw new Error(`server ${server} declares no connection`);
   const connectUrl = `${runtime.publicUrl}/connect/${spec.provider}`;
-  const missing = (message: string): Response =>
-    json({ status: "missing", connectUrl, message } satisfies ConnectionAnswer);
+  const missing = (message: string): ResolvedConnection => ({ kind: "missing", connectUrl, message });
   const provider = runtime.config.providers.find((p) => p.id === spec.provider);
   if (!provider) return missing(`This gateway has no "${spec.provider}" provider configured; ask its operator.`);
 
-  const db = database(ctx.env.DB);
+  const db = database(env.DB);
   const ring = await runtime.keys();
   const loaded = await loadConnection(db, ring, principal, provider.id);
   const origin = { principal, clientId: null, sessionId: null, policyHash: null };
@@ -92,7 +136,7 @@ export async function handleBridgeConnectionRequest(
   if (tokens.expiresAtMs !== null && tokens.expiresAtMs - Date.now() < REFRESH_BEFORE_EXPIRY_MS) {
     try {
       tokens = await refreshOnce(`${principal}\u0000${provider.id}`, () =>
-        providerClient(provider, runtime.publicUrl, ctx.env.OAUTH_KV).refresh(loaded.tokens),
+        providerClient(provider, runtime.publicUrl, env.OAUTH_KV).refresh(loaded.tokens),
       );
       await saveConnection(db, ring, {
         principal,
@@ -105,16 +149,14 @@ export async function handleBridgeConnectionRequest(
       if (!(cause instanceof ConnectUpstreamError)) throw cause;
       if (cause.kind === "unavailable") {
         console.warn(JSON.stringify({ event: "connection_refresh_unavailable", provider: provider.id }));
-        return problem(
-          503,
-          "upstream_unavailable",
-          { "retry-after": "30" },
-          `${provider.label} could not be reached to renew your connection; try again shortly.`,
-        );
+        return {
+          kind: "unavailable",
+          message: `${provider.label} could not be reached to renew your connection; try again shortly.`,
+        };
       }
       // SECURITY: the upstream refused the refresh (revoked, expired): the connection is over.
       await deleteConnection(db, principal, provider.id);
-      await writeAuditRow(db, origin, {
+      await writeAuditRow(auditLog(env), origin, {
         action: "connection:refresh_failed",
         server,
         tool,
@@ -129,7 +171,7 @@ export async function handleBridgeConnectionRequest(
     }
   }
   if (tool !== null) {
-    await writeAuditRow(db, origin, {
+    await writeAuditRow(auditLog(env), origin, {
       action: "connection:use",
       server,
       tool,
@@ -138,11 +180,7 @@ export async function handleBridgeConnectionRequest(
       subject: provider.id,
     });
   }
-  return json({
-    status: "connected",
-    token: tokens.accessToken,
-    fingerprint: await tokenFingerprint(tokens.accessToken),
-  } satisfies ConnectionAnswer);
+  return { kind: "connected", token: tokens.accessToken };
 }
 
 /**

@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { catalog, connectionOf, serversUsingProvider } from "../../policies/catalog.ts";
 import { writeAuditRow } from "../audit/audit.ts";
+import { auditLog } from "../audit/ledger.ts";
 import type { ConnectProviderConfig } from "../config.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
@@ -14,6 +15,7 @@ import { pageResponse } from "../http/page.ts";
 import { subjectsOf } from "../oauth/props.ts";
 import type { ConnectRuntime } from "./connect.runtime.ts";
 import { deleteConnection, listConnections, saveConnection } from "./connections.repository.ts";
+import { ELICITATION_PARAM } from "./elicit.ts";
 import { evictFromBridge } from "./evict.ts";
 import { mockUpstreamRoutes } from "./mock-upstream.ts";
 import {
@@ -130,8 +132,20 @@ export function createConnectRoutes(runtime: ConnectRuntime, deps: PersonSession
 
   app.get(`${CONNECT_PATH}/:provider`, async (c) => {
     const p = provider(c.req.param("provider"));
-    const session = await requireSession(c.req.raw, c.env, `${CONNECT_PATH}/${p.id}`);
+    const link = c.req.query(ELICITATION_PARAM) ?? null;
+    const here = link === null ? `${CONNECT_PATH}/${p.id}` : `${CONNECT_PATH}/${p.id}?${ELICITATION_PARAM}=${link}`;
+    const session = await requireSession(c.req.raw, c.env, here);
     if (session instanceof Response) return session;
+    // SECURITY: a link a tool call handed out (elicit.ts) connects only the person it was made for: one passed
+    // on to someone else (phishing, MCP 2025-11-25 elicitation §Phishing) stops here, before any upstream.
+    if ((await runtime.links.checkLink(link, session.props.principal, p.id)) === "not_ours") {
+      return page(
+        403,
+        "This link is not yours",
+        html`<p>This connect link was made for another account's tool call. Nothing was connected.</p>
+<p>To connect your own ${p.label} account, open <a href="${CONNECT_PATH}/${p.id}">${CONNECT_PATH}/${p.id}</a>.</p>`,
+      );
+    }
     const servers = serversUsingProvider(p.id).map(
       (s) =>
         html`<li><strong>${catalog[s].title}</strong> (<code>${s}</code>): scopes ${(connectionOf(s)?.scopes ?? []).join(" ")}</li>`,
@@ -157,6 +171,15 @@ export function createConnectRoutes(runtime: ConnectRuntime, deps: PersonSession
     const state = base64url(crypto.getRandomValues(new Uint8Array(32)));
     const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
     const scopes = scopesFor(p.id);
+    let location: string;
+    try {
+      location = await providerClient(p, deps.publicUrl, c.env.OAUTH_KV).authorizationUrl(state, verifier, scopes);
+    } catch (cause) {
+      // A provider named by its issuer whose discovery document cannot be read: nothing started.
+      if (!(cause instanceof ConnectUpstreamError)) throw cause;
+      console.warn(JSON.stringify({ event: "connect_discovery_failed", provider: p.id, error: cause.message }));
+      return page(502, "Not connected", html`<p>${p.label} could not be reached; try again shortly.</p>${back}`);
+    }
     const record = { principal: session.props.principal, provider: p.id, verifier, scopes } satisfies z.infer<
       typeof StateRecord
     >;
@@ -164,7 +187,7 @@ export function createConnectRoutes(runtime: ConnectRuntime, deps: PersonSession
     const headers = new Headers({
       // SECURITY: the state is bound to this browser: the callback needs this cookie to carry the same value.
       "Set-Cookie": hostCookie(STATE_COOKIE, state, { maxAgeSeconds: STATE_TTL_SECONDS, sameSite: "Lax" }),
-      Location: providerClient(p, deps.publicUrl, c.env.OAUTH_KV).authorizationUrl(state, verifier, scopes),
+      Location: location,
       "Referrer-Policy": "no-referrer",
       "Cache-Control": "no-store",
     });
@@ -245,7 +268,7 @@ export function createConnectRoutes(runtime: ConnectRuntime, deps: PersonSession
       tokens,
     });
     await writeAuditRow(
-      db,
+      auditLog(c.env),
       { principal: record.principal, clientId: null, sessionId: null, policyHash: null },
       { action: "connection:connect", server: null, tool: null, decision: "allow", reason: "connected", subject: p.id },
     );
@@ -271,7 +294,7 @@ export function createConnectRoutes(runtime: ConnectRuntime, deps: PersonSession
     const principal = session.props.principal;
     if (await deleteConnection(db, principal, p.id)) {
       await writeAuditRow(
-        db,
+        auditLog(c.env),
         { principal, clientId: null, sessionId: null, policyHash: null },
         {
           action: "connection:disconnect",

@@ -1,4 +1,5 @@
 import type { ConnectConfig } from "../config.ts";
+import { ConnectElicitation } from "./elicit.ts";
 import type { BridgeEvictRoute } from "./evict.ts";
 import { importKeyRing, type KeyRing } from "./token-seal.ts";
 
@@ -9,6 +10,8 @@ export interface ConnectRuntime {
   /** Imported once per isolate. */
   keys(): Promise<KeyRing>;
   readonly bridge: BridgeEvictRoute;
+  /** Binds and checks the connect links a tool call's elicitation hands out (elicit.ts). */
+  readonly links: ConnectElicitation;
 }
 
 export function connectRuntime(config: ConnectConfig, publicUrl: string, bridge: BridgeEvictRoute): ConnectRuntime {
@@ -17,6 +20,7 @@ export function connectRuntime(config: ConnectConfig, publicUrl: string, bridge:
     config,
     publicUrl,
     bridge,
+    links: new ConnectElicitation(publicUrl, config),
     keys: () => {
       ring ??= importKeyRing(config.keys);
       return ring;

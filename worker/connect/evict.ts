@@ -6,6 +6,7 @@ import {
 } from "../../container/src/contract.ts";
 import { serversUsingProvider } from "../../policies/catalog.ts";
 import { writeAuditRow } from "../audit/audit.ts";
+import { auditLog, type LedgerBindings } from "../audit/ledger.ts";
 import { containerName } from "../bridge/router.ts";
 import { database } from "../db/database.ts";
 import { deleteConnectionsOfSubject } from "./connections.repository.ts";
@@ -73,14 +74,14 @@ export function registerEvictRoute(route: BridgeEvictRoute): void {
  * then tells the bridge to stop those people's processes that hold the tokens. Returns how many were deleted.
  */
 export async function deleteConnectionsOnBlock(
-  env: { readonly DB: D1Database; readonly BRIDGE?: DurableObjectNamespace | undefined },
+  env: { readonly DB: D1Database; readonly BRIDGE?: DurableObjectNamespace | undefined } & LedgerBindings,
   subject: string,
 ): Promise<number> {
   const db = database(env.DB);
   const deleted = await deleteConnectionsOfSubject(db, subject);
   for (const { principal, provider } of deleted) {
     await writeAuditRow(
-      db,
+      auditLog(env),
       { principal, clientId: null, sessionId: null, policyHash: null },
       {
         action: "connection:disconnect",

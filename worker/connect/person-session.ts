@@ -53,9 +53,16 @@ async function clientId(oauth: OAuthHelpers, kv: KVNamespace, publicUrl: string)
   return created.clientId;
 }
 
-/** Where to go after signing in: `/connect` or `/connect/<provider>` only (never an open redirect). */
+/**
+ * Where a sign-in may lead: `/connect`, or `/connect/<provider>` with at most a tool call's connect-link
+ * binding (elicit.ts), nothing else (never an open redirect).
+ */
+const CONNECT_TARGET = /^\/connect(?:\/([a-z][a-z0-9-]{0,31})(?:\?elicitation=[0-9a-f-]{36}\.[A-Za-z0-9_-]{22})?)?$/;
+
+/** Where to go after signing in: a connect page of a configured provider, else `/connect`. */
 export function safeNext(next: string | null, providers: readonly string[]): string {
-  if (next?.startsWith("/connect/") && providers.includes(next.slice("/connect/".length))) return next;
+  const match = CONNECT_TARGET.exec(next ?? "");
+  if (next && match && (match[1] === undefined || providers.includes(match[1]))) return next;
   return "/connect";
 }
 
@@ -135,7 +142,9 @@ export async function finishSignIn(
   deps: PersonSessionDeps,
 ): Promise<Response> {
   const url = new URL(request.url);
-  const [state, verifier, next] = (readCookie(request, SIGN_IN_COOKIE) ?? "").split(".");
+  // state and verifier are base64url (no dots); the target may hold one (a connect link's binding).
+  const [state, verifier, ...rest] = (readCookie(request, SIGN_IN_COOKIE) ?? "").split(".");
+  const next = rest.join(".");
   // SECURITY: login CSRF. The code must come back to the browser that started this sign-in.
   if (!state || !verifier || url.searchParams.get("state") !== state) {
     throw new HttpError("bad_request", "This sign-in was not started in this browser, or it took too long.");
@@ -173,8 +182,13 @@ export async function finishSignIn(
     }),
   );
   // The target was chosen by safeNext at the start; checked again, as it came back through a cookie.
-  const target = decodeURIComponent(next ?? "");
-  headers.set("Location", /^\/connect(\/[a-z0-9-]+)?$/.test(target) ? target : "/connect");
+  let target = "/connect";
+  try {
+    target = decodeURIComponent(next);
+  } catch {
+    // A cookie that was tampered with: the default target.
+  }
+  headers.set("Location", CONNECT_TARGET.test(target) ? target : "/connect");
   headers.set("Cache-Control", "no-store");
   return new Response(null, { status: 303, headers });
 }

@@ -21,30 +21,54 @@ const DiscoveryDocument = z.object({
 export type DiscoveryDocument = z.infer<typeof DiscoveryDocument>;
 
 /**
- * Fetches and caches an issuer's discovery document, in memory, per isolate. A failed fetch is not cached,
- * so the next sign-in tries again.
+ * The fields an OAuth client needs from the same document (RFC 8414 §2 names them alike): a provider people
+ * connect their own account of (worker/connect/provider-client.ts), which may not be an OpenID provider.
  */
-export class DiscoveryCache {
-  readonly #issuer: string;
-  #cached: { doc: DiscoveryDocument; fetchedAtMs: number } | undefined;
+export const EndpointsDocument = z.object({
+  issuer: z.string(),
+  authorization_endpoint: HttpsUrl,
+  token_endpoint: HttpsUrl,
+});
+export type EndpointsDocument = z.infer<typeof EndpointsDocument>;
 
-  constructor(issuer: string) {
+/**
+ * Fetches and caches an issuer's discovery document, in memory, per isolate, narrowed by `schema`. A
+ * failed fetch is not cached, so the next request tries again. The one home of discovery: the login's
+ * OpenID provider (DiscoveryCache below) and the providers of connections (EndpointsDocument).
+ */
+export class IssuerDocumentCache<T extends { issuer: string }> {
+  readonly #issuer: string;
+  readonly #schema: z.ZodType<T>;
+  readonly #what: string;
+  #cached: { doc: T; fetchedAtMs: number } | undefined;
+
+  constructor(issuer: string, schema: z.ZodType<T>, what: string) {
     this.#issuer = issuer;
+    this.#schema = schema;
+    this.#what = what;
   }
 
-  async get(): Promise<DiscoveryDocument> {
+  async get(): Promise<T> {
     const cached = this.#cached;
     if (cached && Date.now() - cached.fetchedAtMs < DISCOVERY_CACHE_MS) return cached.doc;
     const url = `${this.#issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
-    const doc = await getJson(url, DiscoveryDocument, "The login provider's discovery document");
-    // SECURITY: OpenID Connect Discovery §4.3: the document must name exactly the issuer we asked, or a
-    // compromised or confused document could make us accept another issuer's ID tokens.
+    const doc = await getJson(url, this.#schema, this.#what);
+    // SECURITY: OpenID Connect Discovery §4.3 (RFC 8414 §3.3 alike): the document must name exactly the
+    // issuer we asked, or a compromised or confused document could make us accept another issuer's ID
+    // tokens, or send codes and refresh tokens to another issuer's endpoints.
     if (doc.issuer !== this.#issuer) {
-      throw new LoginError("unavailable", "The login provider's discovery document names another issuer", {
+      throw new LoginError("unavailable", `${this.#what} names another issuer`, {
         reason: "discovery_issuer_mismatch",
       });
     }
     this.#cached = { doc, fetchedAtMs: Date.now() };
     return doc;
+  }
+}
+
+/** The login's OpenID provider's discovery document. */
+export class DiscoveryCache extends IssuerDocumentCache<DiscoveryDocument> {
+  constructor(issuer: string) {
+    super(issuer, DiscoveryDocument, "The login provider's discovery document");
   }
 }

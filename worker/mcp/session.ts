@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import {
+  ElicitResultSchema,
   ErrorCode,
   type InitializeRequest,
   isInitializeRequest,
@@ -13,19 +14,20 @@ import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import type { ServerId } from "../../policies/catalog.ts";
 import { declaredCapabilities, usableWith } from "../../policies/client-capabilities.ts";
-import { withinRateLimit } from "../../policies/decide.ts";
-import { argsDigest, auditKeyFrom } from "../audit/audit.ts";
+import { type AuditLog, argsDigest, auditKeyFrom } from "../audit/audit.ts";
+import { auditLog } from "../audit/ledger.ts";
 import { loadContextWithoutGrants, loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
+import { askForConnection, connectElicitationOf } from "../connect/elicit.ts";
 import { type Database, database } from "../db/database.ts";
 import { forgetSession, recordBackend, recordSession } from "../db/sessions.repository.ts";
 import { type AuditedRefusal, auditedRequestOf, decideTool, refusalMessage, refuseInvalidAudited } from "./audited.ts";
 import { type BackendHooks, Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
-import { allowedCallRecorder } from "./call-guards.ts";
+import { allowedCallRecorder, rateLimitAllows } from "./call-guards.ts";
 import { registerContentHandlers } from "./content.ts";
-import { authInfoFor } from "./context.ts";
+import { authInfoFor, contextOf } from "./context.ts";
 import { directCallsAllowed, streamableTransportAccepts } from "./direct-call.ts";
 import { GatewayError, jsonRpcErrorResponse, RpcError } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
@@ -35,7 +37,7 @@ import { INSTRUCTIONS, SERVER_INFO } from "./server-info.ts";
 import { SESSION_MAX_AGE_MS, type SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
 import { mayUseServer } from "./tool-list.ts";
-import { registerToolHandlers } from "./tools.ts";
+import { registerToolHandlers, type ToolDeps } from "./tools.ts";
 
 interface SessionMeta {
   readonly principal: string;
@@ -61,6 +63,7 @@ export class McpSession extends DurableObject<SessionEnv> {
   /** Kept as resolved values, like the Worker's keys (mcp/handler.ts). */
   #keys: { bridge: BridgeKey; audit: CryptoKey } | null = null;
   #db: Kysely<Database>;
+  #audit: AuditLog;
   #server: Server | null = null;
   #transport: WebStandardStreamableHTTPServerTransport | WebSseServerTransport | null = null;
   #backends: Backends | null = null;
@@ -73,6 +76,7 @@ export class McpSession extends DurableObject<SessionEnv> {
   constructor(ctx: DurableObjectState, env: SessionEnv) {
     super(ctx, env);
     this.#db = database(env.DB);
+    this.#audit = auditLog(env);
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -197,7 +201,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     const keys = this.#keys;
     if (!backends || !keys) return null;
     return refuseInvalidAudited(
-      { db: this.#db, auditKey: keys.audit, liveTools: (s) => backends().tools(s) },
+      { audit: this.#audit, auditKey: keys.audit, liveTools: (s) => backends().tools(s) },
       ctx,
       body,
       declaredCapabilities(this.#server?.getClientCapabilities()),
@@ -228,10 +232,10 @@ export class McpSession extends DurableObject<SessionEnv> {
       const decision = await decideTool({ liveTools: (s) => backends().tools(s) }, ctx, target.server, target.name);
       const declared = declaredCapabilities(this.#server?.getClientCapabilities());
       if (!decision.allow || !usableWith(declared, target.server, target.name)) return null;
-      if (!withinRateLimit(ctx.grants, ctx.callsInWindow)) return null;
       try {
+        if (!(await rateLimitAllows({ audit: this.#audit }, ctx))) return null;
         const digest = await argsDigest(keys.audit, request.params.arguments ?? {});
-        await allowedCallRecorder({ db: this.#db }, ctx, { server: target.server, tool: target.name, digest })(
+        await allowedCallRecorder({ audit: this.#audit }, ctx, { server: target.server, tool: target.name, digest })(
           "transport_error",
         );
       } catch (auditError) {
@@ -314,7 +318,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     };
     this.#backendsOf = backends;
     const deps = {
-      db: this.#db,
+      audit: this.#audit,
       auditKey: keys.audit,
       backends,
       liveTools: (s: ServerId) => backends().tools(s),
@@ -328,7 +332,19 @@ export class McpSession extends DurableObject<SessionEnv> {
           ),
       },
     };
-    registerToolHandlers(server, deps);
+    // Issue 17: a client that takes URL-mode elicitation is asked to connect a missing account mid-call.
+    const elicitation = connectElicitationOf(this.env);
+    const beforeSend: ToolDeps["beforeSend"] = async (s, extra) =>
+      elicitation && server.getClientCapabilities()?.elicitation?.url
+        ? askForConnection(elicitation, this.#db, contextOf(extra).caller.principal, s, {
+            elicit: (params, options) =>
+              extra.sendRequest({ method: "elicitation/create", params }, ElicitResultSchema, options),
+            complete: (elicitationId) =>
+              extra.sendNotification({ method: "notifications/elicitation/complete", params: { elicitationId } }),
+            signal: extra.signal,
+          })
+        : null;
+    registerToolHandlers(server, { ...deps, beforeSend });
     registerContentHandlers(server, deps);
     server.setNotificationHandler(RootsListChangedNotificationSchema, async () => backends().rootsChanged());
     server.onclose = () => void this.#end();

@@ -1,5 +1,12 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ListToolsRequestSchema,
+  type ServerNotification,
+  type ServerRequest,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
 import { declaredCapabilities } from "../../policies/client-capabilities.ts";
 import type { Backends } from "./backends.ts";
@@ -17,6 +24,14 @@ export interface ToolDeps extends ToolCallDeps {
     begin(server: ServerId, requestId: string | number): void;
     end(server: ServerId, requestId: string | number): void;
   };
+  /**
+   * Runs before an allowed call is sent, with the call's own channel to the client; a result it returns is
+   * the call's answer instead (issue 17: the connection the caller has not made, worker/connect/elicit.ts).
+   */
+  readonly beforeSend?: (
+    server: ServerId,
+    extra: RequestHandlerExtra<ServerRequest, ServerNotification>,
+  ) => Promise<CallToolResult | null>;
 }
 
 /**
@@ -44,6 +59,8 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
             void extra.sendNotification({ method: "notifications/progress", params: { ...p, progressToken } });
           };
     const send: SendCall = async (target, params) => {
+      const instead = await deps.beforeSend?.(target, extra);
+      if (instead) return { kind: "result", result: instead };
       deps.inFlight.begin(target, extra.requestId);
       try {
         const result = (await deps.backends().callTool(target, params, {
@@ -71,8 +88,9 @@ export function registerToolHandlers(server: Server, deps: ToolDeps): void {
       case "server_error":
         throw answer.error;
       case "not_sent":
-        // The session's sender always sends; this would be a bug.
-        throw new Error("the session path's call was not sent");
+      case "input_required":
+        // The session's sender always sends, and its server→client requests travel on the session: a bug.
+        throw new Error(`the session path's call ended ${answer.kind}`);
     }
   });
 }

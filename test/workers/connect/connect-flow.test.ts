@@ -8,6 +8,7 @@ import {
 } from "../../../container/src/contract.ts";
 import { compilePolicy, POLICIES } from "../../../policies/index.ts";
 import { importKeyRing, openTokenSet } from "../../../worker/connect/token-seal.ts";
+import { shipAuditRows } from "../audit/ledgers.ts";
 import { FakeNetwork } from "../oauth/fakes/fake-network.ts";
 import { Browser, decodeEntities } from "../oauth/harness/browser.ts";
 import { mockUpstream } from "../oauth/harness/flow.ts";
@@ -104,6 +105,7 @@ describe("connect flow against a fake upstream (issue 17)", () => {
     // Stored value is ciphertext: no token, no login in it.
     expect(String(row?.sealed)).not.toContain("fake-at-");
     expect(String(row?.sealed)).not.toContain("bob-upstream");
+    await shipAuditRows();
     const audit = (await env.DB.prepare("SELECT * FROM audit_log WHERE action LIKE 'connection:%'").all()).results;
     expect(audit).toMatchObject([{ action: "connection:connect", principal: "mock:bob", subject: "demo" }]);
     expect(JSON.stringify(audit)).not.toContain("fake-at-");
@@ -119,6 +121,7 @@ describe("connect flow against a fake upstream (issue 17)", () => {
     const carol = await bridgeAsks("email:carol@example.com");
     expect(carol.body).toMatchObject({ status: "missing", connectUrl: `${ORIGIN}/connect/demo` });
     expect(String(carol.body.message)).toContain(`${ORIGIN}/connect/demo`);
+    await shipAuditRows();
     const use = (await env.DB.prepare("SELECT * FROM audit_log WHERE action = 'connection:use'").all()).results;
     expect(use).toMatchObject([{ principal: "mock:bob", server: "whoami-upstream", tool: "whoami" }]);
     expect(JSON.stringify(use)).not.toContain(String(asked.body.token));
@@ -172,6 +175,7 @@ describe("expiry", () => {
     expect(asked.body.status).toBe("missing");
     expect(String(asked.body.message)).toContain("refused to renew");
     expect(await rows()).toEqual([]);
+    await shipAuditRows();
     const audit = (
       await env.DB.prepare("SELECT action, reason FROM audit_log WHERE action = 'connection:refresh_failed'").all()
     ).results;

@@ -35,8 +35,21 @@ export class FakeUpstreamOAuth implements FakeUpstream {
     return { code, state: url.searchParams.get("state") ?? "", redirectUri };
   }
 
+  /** The issuer its discovery document names (another one: a confused or compromised document). */
+  discoveryIssuer = FAKE_UPSTREAM;
+  /** Discovery documents served (RFC 8414 / OpenID Connect Discovery §4). */
+  discoveries = 0;
+
   async handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname.endsWith("/.well-known/openid-configuration")) {
+      this.discoveries++;
+      return Response.json({
+        issuer: this.discoveryIssuer,
+        authorization_endpoint: `${FAKE_UPSTREAM}/authorize`,
+        token_endpoint: `${FAKE_UPSTREAM}/token`,
+      });
+    }
     if (url.pathname === "/userinfo") {
       const token = (request.headers.get("Authorization") ?? "").replace(/^Bearer /, "");
       this.seen.push(token);
