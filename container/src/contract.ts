@@ -28,6 +28,8 @@ export const MCP_SESSION_HEADER = "mcp-session-id";
 export const BRIDGE_ROUTES = {
   health: "/health",
   execute: "/execute",
+  /** `POST`: one server's change notifications for the credential's principal, as a stream (listen.ts). */
+  listen: "/listen",
   mcpPrefix: "/servers/",
   mcpSuffix: "/mcp",
 } as const;
@@ -37,7 +39,10 @@ export function bridgeMcpPath(server: string): string {
   return `${BRIDGE_ROUTES.mcpPrefix}${server}${BRIDGE_ROUTES.mcpSuffix}`;
 }
 
-/** The body of `POST /execute`: these two fields and nothing else (a command, args, env or cwd is a 400). */
+/**
+ * The body of `POST /execute`: these fields and nothing else (a command, args, env or cwd is a 400). With
+ * `modern`, the call is a 2026-07-28 one (worker/mcp/modern/) and the answer is a stream (EXECUTE_EVENTS).
+ */
 export interface ExecuteRequestBody {
   readonly server: string;
   readonly message: {
@@ -46,8 +51,64 @@ export interface ExecuteRequestBody {
     readonly method: string;
     readonly params?: unknown;
   };
+  readonly modern?: ExecuteModern;
 }
-export const EXECUTE_BODY_FIELDS = ["server", "message"] as const;
+export const EXECUTE_BODY_FIELDS = ["server", "message", "modern"] as const;
+
+/**
+ * A 2026-07-28 call through `/execute` (container/src/modern-call.ts). Its server→client requests (sampling,
+ * elicitation, roots) become input requests the Worker returns to its client (MRTR); the call waits at the
+ * bridge until the client's retry brings the answers (`resume`), bounded by the bridge's call timeout.
+ */
+export interface ExecuteModern {
+  /** What this request's client declared (its `_meta`): only those input requests are offered. */
+  readonly caps: {
+    readonly sampling: boolean;
+    readonly elicitationForm: boolean;
+    readonly elicitationUrl: boolean;
+    readonly roots: boolean;
+  };
+  /** The lowest `notifications/message` level to relay; `null`: none (the request set no log level). */
+  readonly logLevel: string | null;
+  /** The Worker's digest of the call (tool and arguments): a resume must name the same one. */
+  readonly binding: string;
+  /** Present on a retry: the waiting call, the round its input requests were sent in, the client's answers. */
+  readonly resume?: {
+    readonly pending: string;
+    readonly round: number;
+    readonly responses: Readonly<Record<string, unknown>>;
+    /** End the waiting call instead (the retry was refused): the child's requests get errors. */
+    readonly cancel?: boolean;
+  };
+}
+
+/**
+ * The SSE events of a modern `/execute` answer: `notification` (about the call: progress, a log line) any
+ * number of times, then exactly one of `response` (the JSON-RPC response, with the message's id) or `input`
+ * (an ExecuteInputEvent: the call waits for its client's answers).
+ */
+export const EXECUTE_EVENTS = { notification: "notification", response: "response", input: "input" } as const;
+
+export interface ExecuteInputEvent {
+  readonly pending: string;
+  readonly round: number;
+  /** Keys are the bridge's; values are the child's requests as it sent them (method, params). */
+  readonly requests: Readonly<Record<string, { readonly method: string; readonly params?: unknown }>>;
+}
+
+/**
+ * The body of `POST /listen` (MCP 2026-07-28 `subscriptions/listen`, container/src/listen.ts): the server, and
+ * the resource URIs (the server's own) whose `notifications/resources/updated` the stream should carry. The
+ * answer is an event stream of that server's `notifications/{tools,prompts,resources}/list_changed` and of
+ * `notifications/resources/updated` for those URIs, as the server sent them; nothing else.
+ */
+export interface ListenRequestBody {
+  readonly server: string;
+  readonly resources: readonly string[];
+}
+export const LISTEN_BODY_FIELDS = ["server", "resources"] as const;
+/** One listen names at most this many resources, each at most this long (a 400 beyond). */
+export const LISTEN_LIMITS = { maxResources: 100, maxUriChars: 2_048 } as const;
 
 export const BRIDGE_LIMITS = {
   /** Request body cap (413 beyond it): the MCP SDK's own 4 MiB limit, so a message the SDK accepts fits. */
@@ -206,12 +267,19 @@ const MAX_TOKEN_CHARS = 4096;
 const VERSION = "v1";
 
 /**
- * `mcp` and `execute`: Worker → bridge. `state`: bridge → Worker, to restore or save one process's data
+ * `mcp`, `execute` and `listen`: Worker → bridge. `state`: bridge → Worker, to restore or save one process's data
  * directory (container/src/state/, worker/bridge/state.ts); its `sub` and `srv` name the one directory.
  */
-export type CredentialUse = "mcp" | "execute" | "state" | "connection" | "connection-evict";
+export type CredentialUse = "mcp" | "execute" | "listen" | "state" | "connection" | "connection-evict";
 
-const CREDENTIAL_USES: readonly CredentialUse[] = ["mcp", "execute", "state", "connection", "connection-evict"];
+const CREDENTIAL_USES: readonly CredentialUse[] = [
+  "mcp",
+  "execute",
+  "listen",
+  "state",
+  "connection",
+  "connection-evict",
+];
 
 export interface BridgeClaims {
   readonly sub: string;

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
+import { shipAuditRows } from "./audit/ledgers.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
 import { OAuthTestClient, ORIGIN } from "./oauth/harness/oauth-client.ts";
@@ -10,8 +11,9 @@ import { viaDefaultExport } from "./oauth/harness/workers.ts";
  * "A client sees what it can use" (issue 14), in workerd with real D1, KV and Durable Objects, in both
  * eras: a tool the server offers only to clients that can answer its sampling, elicitation or roots
  * requests (policies/catalog.snapshot.ts, `needs`) does not exist for a client that declared none of
- * them: calling it reads like a missing tool and is audited as a denial (`client_capability_missing`),
- * and nothing is sent. No bridge runs here; the listing is checked against the real servers in
+ * them: calling it is audited as a denial (`client_capability_missing`) and nothing is sent. A legacy call
+ * reads like a missing tool; a modern one is MissingRequiredClientCapability (-32021, MCP 2026-07-28
+ * basic/index), since the caller may use the tool. No bridge runs here; the listing is checked against the real servers in
  * test/e2e/gateway-policy.test.ts.
  *
  * People (policies/environments/dev.ts): bob (writer) may call everything__trigger-sampling-request.
@@ -34,6 +36,7 @@ interface Row {
 }
 
 async function auditRows(principal: string): Promise<Row[]> {
+  await shipAuditRows();
   const { results } = await env.DB.prepare(
     "SELECT action, server, tool, decision, reason FROM audit_log WHERE principal = ? ORDER BY id",
   )
@@ -131,19 +134,19 @@ beforeEach(async () => {
 });
 
 describe("a client sees what it can use: modern requests (the request's _meta client capabilities)", () => {
-  it("a capability-gated tool called without the capability reads like a missing tool, audited as a denial", async () => {
+  it("a capability-gated tool called without the capability is -32021 (400) naming it, audited as a denial", async () => {
     const res = await modernCall(bob, SAMPLING_TOOL, {});
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({
       id: 7,
-      error: { code: -32602, message: `Tool ${SAMPLING_TOOL} not found` },
+      error: { code: -32021, data: { requiredCapabilities: { sampling: {} } } },
     });
     expect(await auditRows("mock:bob")).toEqual([MISSING_ROW]);
   });
 
   it("another capability does not stand in for the one the tool needs (roots is not sampling)", async () => {
     const res = await modernCall(bob, SAMPLING_TOOL, { roots: {}, elicitation: {} });
-    expect(await res.json()).toMatchObject({ error: { message: `Tool ${SAMPLING_TOOL} not found` } });
+    expect(await res.json()).toMatchObject({ error: { code: -32021 } });
     expect(await auditRows("mock:bob")).toEqual([MISSING_ROW]);
   });
 
@@ -175,7 +178,10 @@ describe("a client sees what it can use: modern requests (the request's _meta cl
           params: {
             name: SAMPLING_TOOL,
             arguments: "not an object",
-            _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28" },
+            _meta: {
+              "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+              "io.modelcontextprotocol/clientCapabilities": {},
+            },
           },
         }),
       }),

@@ -1,7 +1,17 @@
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { compilePolicy, POLICIES } from "../../policies/index.ts";
+import { withoutHeaderMirroring } from "../../worker/mcp/modern/headers.ts";
 import { decodeSentinel } from "../../worker/mcp/modern/request.ts";
+import {
+  type CallIdentity,
+  callBinding,
+  REQUEST_STATE_TTL_SECONDS,
+  requestStateKeyFrom,
+  type StateOrigin,
+  sealRequestState,
+} from "../../worker/mcp/modern/request-state.ts";
+import { shipAuditRows } from "./audit/ledgers.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
 import { OAuthTestClient, ORIGIN } from "./oauth/harness/oauth-client.ts";
@@ -20,9 +30,14 @@ const send = viaDefaultExport;
 const VERSION = "2026-07-28";
 
 async function tokenFor(person: string): Promise<string> {
+  return (await signedIn(person)).token;
+}
+
+/** A person's token and the OAuth client it was issued to (a requestState names both). */
+async function signedIn(person: string): Promise<{ token: string; clientId: string }> {
   const client = await OAuthTestClient.register(send);
   const { code, pkce } = await signIn(new Browser(send), client, mockUpstream(person));
-  return (await tokens(await client.exchange(code, pkce.verifier))).access_token;
+  return { token: (await tokens(await client.exchange(code, pkce.verifier))).access_token, clientId: client.clientId };
 }
 
 const meta = (version = VERSION) => ({
@@ -38,11 +53,13 @@ interface Sent {
   /** Headers as sent; `null` removes one of the defaults. */
   readonly headers?: Record<string, string | null>;
   readonly version?: string;
+  /** `_meta` members added to (or, as `undefined`, removed from) the defaults. */
+  readonly meta?: Record<string, unknown>;
 }
 
 /** A modern POST: the mirrored headers from the body unless overridden. */
 async function modern(token: string, sent: Sent): Promise<Response> {
-  const params: Record<string, unknown> = { ...sent.params, _meta: meta(sent.version) };
+  const params: Record<string, unknown> = { ...sent.params, _meta: { ...meta(sent.version), ...sent.meta } };
   const name = typeof params.name === "string" ? params.name : typeof params.uri === "string" ? params.uri : null;
   const defaults: Record<string, string | null> = {
     authorization: `Bearer ${token}`,
@@ -70,6 +87,7 @@ interface Row {
 }
 
 async function auditRows(principal: string): Promise<Row[]> {
+  await shipAuditRows();
   const { results } = await env.DB.prepare(
     "SELECT action, server, tool, decision, reason, session_id FROM audit_log WHERE principal = ? ORDER BY id",
   )
@@ -304,10 +322,16 @@ describe("Mcp-Name Base64 sentinel decoding (streamable-http, Value Encoding)", 
 describe("modern resources, prompts and completion: the same decision and audit as the legacy path", () => {
   const RESOURCE = "hatago:everything:demo://resource/static/document/architecture.md";
 
-  it("server/discover advertises tools, resources, prompts and completions (no subscribe, no listChanged)", async () => {
+  it("server/discover advertises tools, resources, prompts, completions and logging (a call's log lines)", async () => {
     const res = await modern(erin, { method: "server/discover" });
     const body = (await res.json()) as { result: { capabilities: Record<string, unknown> } };
-    expect(body.result.capabilities).toEqual({ tools: {}, resources: {}, prompts: {}, completions: {} });
+    expect(body.result.capabilities).toMatchObject({
+      tools: {},
+      resources: {},
+      prompts: {},
+      completions: {},
+      logging: {},
+    });
   });
 
   it("resources/read of a server the caller may not read reads like a missing resource, audited as a denial", async () => {
@@ -411,5 +435,207 @@ describe("a block holds on the modern path too: every request checks standing, a
       expect(res.status, sent.method).toBe(401);
       expect(res.headers.get("www-authenticate") ?? "", sent.method).toContain('error="invalid_token"');
     }
+  });
+});
+
+describe('the request\'s _meta (basic/index, "_meta"; server/utilities/logging)', () => {
+  it("a request without io.modelcontextprotocol/clientCapabilities is malformed: 400 with -32602, nothing decided", async () => {
+    const res = await modern(erin, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: { message: "x" } },
+      meta: { "io.modelcontextprotocol/clientCapabilities": undefined },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ id: 1, error: { code: -32602 } });
+    expect(await auditRows("mock:erin")).toEqual([]);
+  });
+
+  it("an unknown io.modelcontextprotocol/logLevel is refused with -32602 (logging, Error Handling)", async () => {
+    const res = await modern(erin, { method: "tools/list", meta: { "io.modelcontextprotocol/logLevel": "loud" } });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: number; message: string } };
+    expect(body.error.code).toBe(-32602);
+    expect(body.error.message).toContain("debug, info, notice");
+  });
+});
+
+describe("MissingRequiredClientCapability (-32021): a usable tool whose capability the request did not declare", () => {
+  it("bob (may call it) without sampling: 400, -32021, data.requiredCapabilities; audited as a denial", async () => {
+    const bob = await tokenFor("bob");
+    const res = await modern(bob, {
+      method: "tools/call",
+      params: { name: "everything__trigger-sampling-request", arguments: { prompt: "x" } },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      id: 1,
+      error: { code: -32021, data: { requiredCapabilities: { sampling: {} } } },
+    });
+    expect(await auditRows("mock:bob")).toEqual([
+      expect.objectContaining({
+        tool: "trigger-sampling-request",
+        decision: "deny",
+        reason: "client_capability_missing",
+      }),
+    ]);
+  });
+
+  it("a caller who may not use the tool learns nothing from it: the same 'not found' as a missing tool", async () => {
+    const res = await modern(dave, {
+      method: "tools/call",
+      params: { name: "everything__trigger-sampling-request", arguments: { prompt: "x" } },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      error: { code: -32602, message: "Tool everything__trigger-sampling-request not found" },
+    });
+  });
+});
+
+/**
+ * A retry's `requestState` (mrtr, "Server Requirements" 4–5): attacker-controlled, so MACed and bound to the
+ * principal, the OAuth client, the call and an expiry. Every refusal here is before anything is sent: one
+ * denial row with its reason, and the answer -32602. States are sealed here with the test deployment's
+ * secret, as the Worker seals them (request-state.ts); the e2e file gets real ones from a real server.
+ */
+describe("hostile: a forged, garbled, borrowed, stale or misapplied requestState is refused (mrtr, Security Considerations)", () => {
+  const ECHO = { name: "everything__echo", arguments: { message: "again" } };
+  const key = () => requestStateKeyFrom(env.HATAGO_BRIDGE_SECRET);
+  const bridgeOrigin: StateOrigin = { kind: "bridge", pending: "A".repeat(22), round: 1 };
+  const stateFor = async (
+    who: { clientId: string },
+    principal: string,
+    args: Record<string, unknown> = ECHO.arguments,
+    origin: StateOrigin = bridgeOrigin,
+    nowMs?: number,
+  ) => {
+    const call: CallIdentity = {
+      principal,
+      clientId: who.clientId,
+      server: "everything",
+      tool: "echo",
+      binding: await callBinding("everything", "echo", args),
+    };
+    return sealRequestState(await key(), call, origin, nowMs);
+  };
+  const refused = async (res: Response, principal: string, reason: string, message: string) => {
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { error: { code: number; message: string } };
+    expect(body.error.code).toBe(-32602);
+    expect(body.error.message).toContain(message);
+    expect(await auditRows(principal)).toEqual([
+      { action: "tools/call", server: "everything", tool: "echo", decision: "deny", reason, session_id: null },
+    ]);
+  };
+  const retry = (token: string, requestState: unknown, extra: Record<string, unknown> = {}) =>
+    modern(token, { method: "tools/call", params: { ...ECHO, requestState, ...extra } });
+
+  it("garbled: not a state at all", async () => {
+    await refused(await retry(erin, "not-a-state"), "mock:erin", "request_state_invalid", "requestState is not valid");
+  });
+
+  it("forged: a state whose MAC is not ours (one byte of the payload changed)", async () => {
+    const me = await signedIn("erin");
+    const state = await stateFor(me, "mock:erin");
+    const [v, payload = "", mac] = state.split(".");
+    const altered = `${v}.${payload.slice(0, -2)}${payload.endsWith("A") ? "B" : "A"}${payload.slice(-1)}.${mac}`;
+    await refused(await retry(me.token, altered), "mock:erin", "request_state_invalid", "requestState is not valid");
+  });
+
+  it("borrowed: erin's valid state presented by carol (another principal) tells carol nothing", async () => {
+    const erinSignedIn = await signedIn("erin");
+    const carol = await signedIn("carol");
+    const state = await stateFor(erinSignedIn, "mock:erin");
+    await refused(await retry(carol.token, state), "mock:carol", "request_state_invalid", "requestState is not valid");
+  });
+
+  it("borrowed by another OAuth client of the same person", async () => {
+    const first = await signedIn("erin");
+    const second = await signedIn("erin");
+    await refused(
+      await retry(second.token, await stateFor(first, "mock:erin")),
+      "mock:erin",
+      "request_state_invalid",
+      "requestState is not valid",
+    );
+  });
+
+  it("misapplied: a state for other arguments (the call's binding)", async () => {
+    const me = await signedIn("erin");
+    const state = await stateFor(me, "mock:erin", { message: "the first call" });
+    await refused(await retry(me.token, state), "mock:erin", "request_state_invalid", "requestState is not valid");
+  });
+
+  it("stale: past its expiry", async () => {
+    const me = await signedIn("erin");
+    const past = Date.now() - (REQUEST_STATE_TTL_SECONDS + 60) * 1000;
+    const state = await stateFor(me, "mock:erin", ECHO.arguments, bridgeOrigin, past);
+    await refused(await retry(me.token, state), "mock:erin", "request_state_expired", "no longer waiting");
+  });
+
+  it("a gateway-originated state nobody asked for is not continued", async () => {
+    const me = await signedIn("erin");
+    const state = await stateFor(me, "mock:erin", ECHO.arguments, { kind: "gateway", purpose: "nothing", data: {} });
+    await refused(await retry(me.token, state), "mock:erin", "request_state_invalid", "requestState is not valid");
+  });
+
+  it("inputResponses that are not an InputResponses object: -32602, with a valid state", async () => {
+    const me = await signedIn("erin");
+    const state = await stateFor(me, "mock:erin");
+    await refused(
+      await retry(me.token, state, { inputResponses: { a: "not a result" } }),
+      "mock:erin",
+      "invalid_params",
+      "inputResponses must be an object",
+    );
+  });
+
+  it("a forbidden tool with a state is refused by the decision first: 'not found', like any other", async () => {
+    const res = await modern(dave, {
+      method: "tools/call",
+      params: { name: "everything__get-env", arguments: {}, requestState: "anything" },
+    });
+    expect(await res.json()).toMatchObject({ error: { message: "Tool everything__get-env not found" } });
+    expect(await auditRows("mock:dave")).toEqual([expect.objectContaining({ reason: "tool_not_granted" })]);
+  });
+});
+
+describe("Mcp-Param-* headers (streamable-http, Custom Headers from Tool Parameters)", () => {
+  it("the modern tools/list offers no mirrored parameter: x-mcp-header annotations are removed, nothing else", () => {
+    const tool = {
+      name: "execute_sql",
+      inputSchema: {
+        type: "object" as const,
+        properties: {
+          region: { type: "string", "x-mcp-header": "Region" },
+          nested: { type: "object", properties: { zone: { type: "string", "x-mcp-header": "Zone" } } },
+          "x-mcp-header": { type: "string", description: "a parameter that happens to have this name" },
+        },
+      },
+    };
+    const [listed] = withoutHeaderMirroring([tool]);
+    expect(listed?.inputSchema).toEqual({
+      type: "object",
+      properties: {
+        region: { type: "string" },
+        nested: { type: "object", properties: { zone: { type: "string" } } },
+        "x-mcp-header": { type: "string", description: "a parameter that happens to have this name" },
+      },
+    });
+    const plain = {
+      name: "echo",
+      inputSchema: { type: "object" as const, properties: { message: { type: "string" } } },
+    };
+    expect(withoutHeaderMirroring([plain])[0]).toBe(plain);
+  });
+
+  it("an Mcp-Param header no listed tool declares is not recognised: ignored, not a reason to refuse", async () => {
+    const res = await modern(dave, {
+      method: "tools/call",
+      params: { name: "everything__echo", arguments: { message: "x" } },
+      headers: { "mcp-param-region": "=?base64?not base64?=", "mcp-param-message": "something else" },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ error: { message: "Tool everything__echo not found" } });
   });
 });

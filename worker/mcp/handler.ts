@@ -1,8 +1,11 @@
 import { ErrorCode, isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
 import { auditKeyFrom } from "../audit/audit.ts";
+import { auditLog } from "../audit/ledger.ts";
+import { decisionCache } from "../authz/decision-cache.ts";
 import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
+import { connectElicitationOf } from "../connect/elicit.ts";
 import { database } from "../db/database.ts";
 import { originGuard } from "../http/origin.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
@@ -12,6 +15,7 @@ import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall 
 import { GatewayError, invalidToken, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
 import { isModernRequest, isModernStreamRequest } from "./modern/request.ts";
+import { requestStateKeyFrom } from "./modern/request-state.ts";
 import { serveModern } from "./modern/serve.ts";
 import type { SessionEnv } from "./settings.ts";
 
@@ -45,12 +49,13 @@ export function createMcpHandler(options: McpHandlerOptions) {
   // SECURITY/robustness: only resolved values are kept between requests. A promise made by one request
   // and awaited by others hangs them all for good if its request is cancelled before it settles (workerd
   // ties I/O to the request that started it), so each request awaits its own until the keys exist.
-  let keys: { bridge: BridgeKey; audit: CryptoKey } | null = null;
+  let keys: { bridge: BridgeKey; audit: CryptoKey; requestState: CryptoKey } | null = null;
   const keysOnce = async () => {
     if (keys) return keys;
     const made = {
       bridge: await importBridgeKey(options.gateway.bridgeSecret),
       audit: await auditKeyFrom(options.gateway.bridgeSecret),
+      requestState: await requestStateKeyFrom(options.gateway.bridgeSecret),
     };
     keys ??= made;
     return keys;
@@ -80,9 +85,14 @@ export function createMcpHandler(options: McpHandlerOptions) {
       };
       const deps = {
         db: database(env.DB),
+        audit: auditLog(env),
         keys: keysOnce,
         insecureDevBridgeUrl: options.gateway.insecureDevBridgeUrl,
         containers: env.BRIDGE,
+        // Direct tool calls reuse decision facts for at most a second (authz/decision-cache.ts).
+        decisions: decisionCache,
+        // Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts).
+        connect: connectElicitationOf(env),
       };
       // Both eras on one endpoint (MCP 2026-07-28, versioning: "a dual-era server selects its behavior
       // from how the client opens"): a POST whose message carries modern `_meta` is served statelessly,
@@ -93,7 +103,8 @@ export function createMcpHandler(options: McpHandlerOptions) {
         if (isModernRequest(request, read.message)) {
           const refused = screenBody(read.message, { initializeAllowed: true });
           if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
-          return await serveModern(deps, caller, request, read.message);
+          const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil?.(promise);
+          return await serveModern({ ...deps, waitUntil }, caller, request, read.message);
         }
       }
       if (url.pathname === MCP_PATH && isModernStreamRequest(request)) throw methodNotAllowed();

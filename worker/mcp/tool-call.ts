@@ -40,15 +40,30 @@ export type SendOutcome =
    * Nothing reached the server and nothing is recorded: the path hands the request to another (the
    * direct path, when the bridge no longer knows its session: the session object reconnects).
    */
-  | { readonly kind: "not_sent" };
+  | { readonly kind: "not_sent" }
+  /**
+   * The server asked its client something and the call waits for the answer (2026-07-28 MRTR, the modern
+   * path): `result` is the InputRequiredResult. Recorded as an allowed request that ended `input_required`,
+   * with no outcome yet; the retry that carries the answer is decided again and records how the call ended.
+   */
+  | { readonly kind: "input_required"; readonly result: Record<string, unknown> }
+  /**
+   * The call to continue is not the caller's to continue, or is gone (the modern path's retry): nothing was
+   * sent; recorded as a denial with `reason`, answered with `error`.
+   */
+  | { readonly kind: "refused"; readonly reason: string; readonly error: RpcError };
 
 /** Sends an allowed call to the server: the only thing a path brings to the call. */
 export type SendCall = (server: ServerId, params: CallToolRequest["params"]) => Promise<SendOutcome>;
 
 export type ToolCallAnswer =
   | { readonly kind: "result"; readonly result: CallToolResult }
-  /** Ours: not found / not yours, rate limited, not available, the audit log down, invalid arguments. */
-  | { readonly kind: "error"; readonly error: RpcError }
+  /**
+   * Ours: not found / not yours, rate limited, not available, the audit log down, invalid arguments.
+   * `reason`: the decision's, when the decision refused the call.
+   */
+  | { readonly kind: "error"; readonly error: RpcError; readonly reason?: string }
+  | { readonly kind: "input_required"; readonly result: Record<string, unknown> }
   /** The server's own JSON-RPC error, as the sender gave it. */
   | { readonly kind: "server_error"; readonly error: unknown }
   | { readonly kind: "not_sent" };
@@ -83,19 +98,21 @@ export async function callTool(
     const decided = await decideAudited(deps, ctx, { method: "tools/call", params }, options.declared);
     const target = decided.target;
     if (!target || !decided.verdict.allow) {
+      const reason = decided.verdict.allow ? "unknown_tool" : decided.verdict.reason;
       await auditOrFail(deps, ctx, {
         action: "tools/call",
         server: decided.server,
         tool: decided.tool,
         decision: "deny",
-        reason: decided.verdict.allow ? "unknown_tool" : decided.verdict.reason,
+        reason,
         argsDigest: digest,
       });
-      return { kind: "error", error: decided.refusal };
+      return { kind: "error", error: decided.refusal, reason };
     }
     await enforceRateLimit(deps, ctx, "tools/call", target.server, target.name, digest);
     const { _meta, ...rest } = params;
     const record = allowedCallRecorder(deps, ctx, { server: target.server, tool: target.name, digest });
+    const sentAtMs = Date.now();
     const sent = await send(target.server, { ...rest, name: target.name }).catch(
       (cause: unknown): SendOutcome => ({ kind: "unavailable", cause }),
     );
@@ -114,6 +131,18 @@ export async function callTool(
         );
         await record("transport_error");
         return { kind: "error", error: serverUnavailable(target.server) };
+      case "input_required":
+      case "refused": {
+        const entry = { action: "tools/call", server: target.server, tool: target.name, argsDigest: digest } as const;
+        await auditOrFail(
+          deps,
+          ctx,
+          sent.kind === "refused"
+            ? { ...entry, decision: "deny", reason: sent.reason }
+            : { ...entry, decision: "allow", reason: "input_required", durationMs: Date.now() - sentAtMs },
+        );
+        return sent.kind === "refused" ? { kind: "error", error: sent.error, reason: sent.reason } : sent;
+      }
     }
   } catch (error) {
     // Our own refusals (the rate limit, the audit log down, execute_stdio's) are the answer.
@@ -133,6 +162,8 @@ export function answerMessage(id: string | number, answer: Exclude<ToolCallAnswe
       return { jsonrpc: "2.0" as const, id, error: { code: answer.error.code, message: answer.error.message } };
     case "server_error":
       return { jsonrpc: "2.0" as const, id, error: answer.error };
+    case "input_required":
+      return { jsonrpc: "2.0" as const, id, result: answer.result };
   }
 }
 

@@ -1,4 +1,4 @@
-import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { GatewayError } from "../errors.ts";
 
 /**
@@ -23,10 +23,24 @@ export const ALL_PROTOCOL_VERSIONS: readonly string[] = [
 export const META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion";
 export const META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo";
 export const META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities";
+export const META_LOG_LEVEL = "io.modelcontextprotocol/logLevel";
 
 /** Error codes the revision defines (basic/index, "Error Codes"). */
 export const HEADER_MISMATCH = -32_020;
+export const MISSING_REQUIRED_CLIENT_CAPABILITY = -32_021;
 export const UNSUPPORTED_PROTOCOL_VERSION = -32_022;
+
+/** The logging levels (server/utilities/logging, RFC 5424), lowest first. */
+export const LOG_LEVELS: readonly string[] = [
+  "debug",
+  "info",
+  "notice",
+  "warning",
+  "error",
+  "critical",
+  "alert",
+  "emergency",
+];
 
 /** Methods whose `Mcp-Name` header mirrors `params.name` or `params.uri`. */
 const NAMED: Readonly<Record<string, "name" | "uri">> = {
@@ -64,8 +78,12 @@ export interface ModernRequest {
   readonly method: string;
   readonly params: Readonly<Record<string, unknown>>;
   readonly protocolVersion: string;
-  /** What the client declared it can do, in this request's `_meta` (`{}` when absent). */
+  /** What the client declared it can do, in this request's `_meta` (required of a request; `{}` for a notification). */
   readonly clientCapabilities: Readonly<Record<string, unknown>>;
+  /** The lowest level of `notifications/message` the request wants; `null`: none (logging: MUST NOT send). */
+  readonly logLevel: string | null;
+  /** The request's `_meta.progressToken`, when it asked for progress. */
+  readonly progressToken: string | number | undefined;
 }
 
 /**
@@ -113,13 +131,34 @@ export function checkModernRequest(request: Request, message: unknown): ModernRe
       throw mismatch(`Header mismatch: Mcp-Name does not match the body's params.${field}.`);
     }
   }
+  // The revision's required per-request fields (basic/index, "_meta"): a request without them is malformed,
+  // -32602 with 400. (A notification carries no capabilities that matter: it is accepted and does nothing.)
   const capabilities = meta[META_CLIENT_CAPABILITIES];
+  if (id !== null && !isObject(capabilities)) {
+    throw new GatewayError(
+      400,
+      ErrorCode.InvalidParams,
+      `Invalid params: _meta must carry ${META_CLIENT_CAPABILITIES} (an object) on every request.`,
+    );
+  }
+  const logLevel = meta[META_LOG_LEVEL];
+  if (logLevel !== undefined && !(typeof logLevel === "string" && LOG_LEVELS.includes(logLevel))) {
+    throw new GatewayError(
+      400,
+      ErrorCode.InvalidParams,
+      `Invalid params: ${META_LOG_LEVEL} must be one of ${LOG_LEVELS.join(", ")}.`,
+    );
+  }
+  const token = meta.progressToken;
   return {
     id,
     method,
     params,
     protocolVersion: bodyVersion,
     clientCapabilities: isObject(capabilities) ? capabilities : {},
+    logLevel: typeof logLevel === "string" ? logLevel : null,
+    progressToken:
+      typeof token === "string" || (typeof token === "number" && Number.isFinite(token)) ? token : undefined,
   };
 }
 
