@@ -33,8 +33,10 @@ export function dispatch(session: Session, message: Classified, raw: string | un
           const uri = paramsOf(msg)?.uri;
           if (typeof uri !== "string") break;
           session.subscriptions.delete(uri);
-          // The child's subscription is shared: keep it while another session on it still wants updates.
-          if ([...mux.ports].some((p) => p.subscriptions.has(uri))) {
+          // The child's subscription is shared: keep it while another session (or a listen stream,
+          // listeners.ts) still wants updates.
+          const wanted = [...mux.ports].some((p) => p.subscriptions.has(uri));
+          if (wanted || [...mux.listeners()].some((l) => l.resources.has(uri))) {
             exchange.done(resultResponse(id, {}));
             return;
           }

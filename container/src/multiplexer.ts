@@ -12,6 +12,7 @@ import {
   RPC_ERROR,
   withId,
 } from "./jsonrpc.ts";
+import type { ChangeListener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import type { CallSink, PendingCall, Port } from "./port.ts";
 import { type RoutingHost, routeChildMessage } from "./routing.ts";
@@ -46,6 +47,10 @@ export interface MultiplexerOptions {
   readonly onQuiet?: () => void;
   /** The process exited, expectedly or not (its data directory is saved). */
   readonly onChildExit?: (expected: boolean) => void;
+  /** The `/listen` streams on this process, looked up when a change arrives (listeners.ts). */
+  readonly listeners?: () => Iterable<ChangeListener>;
+  /** The process answered `initialize` (a new process: the listeners' resource subscriptions are sent again). */
+  readonly onReady?: () => void;
 }
 
 type Phase = "down" | "initializing" | "ready";
@@ -210,6 +215,10 @@ export class Multiplexer implements RoutingHost {
     this.write(json);
   }
 
+  listeners(): Iterable<ChangeListener> {
+    return this.#o.listeners?.() ?? [];
+  }
+
   /** Writes a message to the child if it is up; dropped otherwise (it concerned the previous process). */
   write(json: string): void {
     if (this.#phase !== "down") this.#sup.write(toLine(json));
@@ -269,6 +278,7 @@ export class Multiplexer implements RoutingHost {
       call.line = undefined;
       this.#queued.delete(call);
     }
+    this.#o.onReady?.();
   }
 
   #onLine(line: string): void {

@@ -13,6 +13,8 @@ import {
   launchSpec,
   missingFor,
 } from "./launch.ts";
+import type { ChangeListener } from "./listener.ts";
+import { ListenerRegistry } from "./listeners.ts";
 import type { Logger } from "./log.ts";
 import { Multiplexer, type ServerCounters } from "./multiplexer.ts";
 import { secretsFor } from "./secrets.ts";
@@ -49,6 +51,8 @@ export class ServerPool {
   readonly #tokens = new Map<string, { readonly token: string; readonly fingerprint: string } | null>();
   /** Evictions per mux key: a token fetched before an eviction that lands during the fetch is not used. */
   readonly #evictions = new Map<string, number>();
+  /** The open `/listen` streams, by mux key (listeners.ts). */
+  readonly listeners: ListenerRegistry;
 
   constructor(
     config: BridgeConfig,
@@ -62,6 +66,7 @@ export class ServerPool {
     this.#log = log;
     this.#appRoot = appRoot;
     this.#dirs = new DataDirectories(store, config.stateSaveIntervalMs, log);
+    this.listeners = new ListenerRegistry(log);
     for (const server of config.servers) this.counters.set(server, { inFlight: 0 });
   }
 
@@ -102,10 +107,18 @@ export class ServerPool {
     }
   }
 
+  /**
+   * Hears (server, principal)'s process, as `listener`, while it runs: never starts it, never keeps it running
+   * (listen.ts). Returns the removal.
+   */
+  listen(server: ServerId, principal: string, listener: ChangeListener): () => void {
+    const key = muxKey(server, principal);
+    return this.listeners.add(key, server, listener, () => this.#muxes.get(key));
+  }
+
   muxFor(server: ServerId, principal: string): Multiplexer {
     const isolation = isolationOf(server);
-    // SECURITY: per-user children are keyed by principal, so one principal's process never serves another.
-    const key = isolation === "shared" ? server : `${server}\u0000${principal}`;
+    const key = muxKey(server, principal);
     const existing = this.#muxes.get(key);
     if (existing) return existing;
     const entry: CatalogEntry = catalog[server];
@@ -134,6 +147,8 @@ export class ServerPool {
       },
       onQuiet: () => keeper?.quiet(),
       onChildExit: () => void keeper?.save("exit"),
+      listeners: () => this.listeners.of(key),
+      onReady: () => this.listeners.ready(key, mux),
       supervisor: {
         maxLineBytes: this.#config.maxLineBytes,
         stopGraceMs: this.#config.stopGraceMs,
@@ -299,6 +314,8 @@ export class ServerPool {
         running: children.filter((c) => c.state === "running").length,
         restarts: children.reduce((sum, c) => sum + c.restarts, 0),
         inFlight: this.countersOf(server).inFlight,
+        // Open `/listen` streams (a count: never whose).
+        listening: this.listeners.count(server),
         state: this.#dirs.health(children.map((c) => c.label)),
         children,
       };
@@ -320,4 +337,9 @@ export class ServerPool {
   killAll(): void {
     for (const mux of this.#muxes.values()) mux.killNow();
   }
+}
+
+/** SECURITY: per-user children are keyed by principal, so one principal's process never serves another. */
+function muxKey(server: ServerId, principal: string): string {
+  return isolationOf(server) === "shared" ? server : `${server}\u0000${principal}`;
 }

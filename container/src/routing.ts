@@ -8,6 +8,7 @@ import {
   resultResponse,
   withId,
 } from "./jsonrpc.ts";
+import { CHANGE_METHODS, type ChangeListener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import type { ClientCaps, PendingCall, Port } from "./port.ts";
 
@@ -28,6 +29,8 @@ export interface RoutingHost {
   nextId(): number;
   write(json: string): void;
   routeToPort(port: Port, json: string): void;
+  /** Open `/listen` streams on this process (listener.ts): change notifications only, never a port. */
+  listeners?(): Iterable<ChangeListener>;
 }
 
 /**
@@ -37,8 +40,9 @@ export interface RoutingHost {
  *
  * - `notifications/progress` carries our token: back to exactly the call that sent it, or dropped.
  * - `notifications/cancelled` names a server→client request: to the port that request went to.
- * - `notifications/resources/updated`: to the ports subscribed to that URI.
- * - `notifications/…/list_changed`: to every attached session (it describes the server, not a user).
+ * - `notifications/resources/updated`: to the ports subscribed to that URI (and the listeners that named it).
+ * - `notifications/…/list_changed`: to every attached session (it describes the server, not a user), and to
+ *   every listener (the Worker decides per caller what of it to relay: worker/mcp/modern/listen.ts).
  * - A server→client request (sampling, elicitation, roots/list, …): to the ONE port with calls in
  *   flight, if it declared the capability; otherwise the child gets a JSON-RPC error. With two ports
  *   busy we cannot know which call asked, and guessing could hand one user's prompt to another.
@@ -93,12 +97,15 @@ export function routeChildMessage(
     }
     case "notifications/resources/updated": {
       const uri = params?.uri;
-      for (const port of mux.ports) if (typeof uri === "string" && port.subscriptions.has(uri)) port.deliver(line);
+      if (typeof uri !== "string") return;
+      for (const port of mux.ports) if (port.subscriptions.has(uri)) port.deliver(line);
+      for (const listener of mux.listeners?.() ?? []) if (listener.resources.has(uri)) listener.change(method, line);
       return;
     }
   }
   if (method.startsWith("notifications/") && method.endsWith("/list_changed")) {
     for (const port of mux.ports) port.deliver(line);
+    if (CHANGE_METHODS.has(method)) for (const listener of mux.listeners?.() ?? []) listener.change(method, line);
     return;
   }
   const audience = audienceOf(mux);

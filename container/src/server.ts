@@ -4,6 +4,7 @@ import { authenticate, type BridgeContext } from "./context.ts";
 import { BRIDGE_EVICT_PREFIX, BRIDGE_ROUTES } from "./contract.ts";
 import { BridgeHttpError, methodNotAllowed, notFound, sendError, sendJson } from "./errors.ts";
 import { handleExecute } from "./execute.ts";
+import { handleListen } from "./listen.ts";
 import { errorText } from "./log.ts";
 import { handleMcp } from "./mcp.ts";
 
@@ -27,6 +28,7 @@ async function route(ctx: BridgeContext, req: IncomingMessage, res: ServerRespon
   if (req.headers.origin !== undefined)
     throw new BridgeHttpError(403, "origin_refused", "browser requests are refused");
   if (path === BRIDGE_ROUTES.execute) return handleExecute(ctx, req, res);
+  if (path === BRIDGE_ROUTES.listen) return handleListen(ctx, req, res);
   if (path.startsWith(BRIDGE_EVICT_PREFIX)) return handleEvict(ctx, req, res, path.slice(BRIDGE_EVICT_PREFIX.length));
   if (path.startsWith(BRIDGE_ROUTES.mcpPrefix) && path.endsWith(BRIDGE_ROUTES.mcpSuffix)) {
     const id = path.slice(BRIDGE_ROUTES.mcpPrefix.length, path.length - BRIDGE_ROUTES.mcpSuffix.length);

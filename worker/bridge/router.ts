@@ -42,7 +42,7 @@ export function bridgeFetchFor(route: BridgeRoute, principal: string): BridgeFet
     const credential = await mintBridgeCredential(route.key, {
       principal,
       server,
-      use: path === BRIDGE_ROUTES.execute ? "execute" : "mcp",
+      use: path === BRIDGE_ROUTES.execute ? "execute" : path === BRIDGE_ROUTES.listen ? "listen" : "mcp",
       ...(sessionId === undefined ? {} : { sessionId }),
     });
     headers.set(BRIDGE_CREDENTIAL_HEADER, credential);

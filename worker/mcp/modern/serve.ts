@@ -18,8 +18,10 @@ import type { Kysely } from "kysely";
 import { BRIDGE_ROUTES, type BridgeKey } from "../../../container/src/contract.ts";
 import type { ServerId } from "../../../policies/catalog.ts";
 import { declaredCapabilities } from "../../../policies/client-capabilities.ts";
+import type { AuditLog } from "../../audit/audit.ts";
 import { type Caller, loadContextWithoutGrants, loadRequestContext } from "../../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../../bridge/router.ts";
+import type { ConnectElicitation } from "../../connect/elicit.ts";
 import type { Database } from "../../db/database.ts";
 import { refuseInvalidAudited } from "../audited.ts";
 import {
@@ -35,8 +37,11 @@ import {
 import type { ToolCallDeps } from "../deps.types.ts";
 import { GatewayError, jsonRpcErrorResponse, RpcError } from "../errors.ts";
 import { INSTRUCTIONS, SERVER_INFO } from "../server-info.ts";
-import { answerMessage, callTool, outcomeOfReply, type SendCall } from "../tool-call.ts";
+import { outcomeOfReply } from "../tool-call.ts";
 import { listTools } from "../tool-list.ts";
+import { serveToolCall } from "./call.ts";
+import { withoutHeaderMirroring } from "./headers.ts";
+import { serveListen } from "./listen.ts";
 import { ALL_PROTOCOL_VERSIONS, checkModernRequest, type ModernRequest } from "./request.ts";
 
 /**
@@ -48,15 +53,25 @@ import { ALL_PROTOCOL_VERSIONS, checkModernRequest, type ModernRequest } from ".
  *
  * Served: `server/discover`, `ping`, `tools/list`, `tools/call`, and through the session path's functions
  * (content.ts) `resources/list`, `resources/templates/list`, `resources/read`, `prompts/list`, `prompts/get`,
- * `completion/complete`. Any other method (`subscriptions/listen`, `resources/subscribe`, …) is 404 with
- * -32601, as the revision asks of a method the server does not implement, and `server/discover` advertises
- * no `subscribe` or `listChanged`, so a client knows not to ask (README, Limitations).
+ * `completion/complete`, and `subscriptions/listen` (listen.ts: the change notifications `server/discover`
+ * advertises as `listChanged` and `subscribe`). Any other method (`resources/subscribe`, which the revision
+ * replaced by listen, …) is 404 with -32601, as the revision asks of a method the server does not implement.
  */
 export interface ModernDeps {
   readonly db: Kysely<Database>;
-  readonly keys: () => Promise<{ readonly bridge: BridgeKey; readonly audit: CryptoKey }>;
+  readonly audit: AuditLog;
+  readonly keys: () => Promise<{
+    readonly bridge: BridgeKey;
+    readonly audit: CryptoKey;
+    /** MACs the `requestState` of InputRequiredResults (request-state.ts). */
+    readonly requestState: CryptoKey;
+  }>;
   readonly insecureDevBridgeUrl: string | null;
   readonly containers: DurableObjectNamespace | undefined;
+  /** Keeps the invocation alive for work that outlives the response (a call's row after its client left). */
+  readonly waitUntil: (promise: Promise<unknown>) => void;
+  /** Issue 17: asks to connect a missing account (worker/connect/elicit.ts); null when no provider is configured. */
+  readonly connect?: ConnectElicitation | null;
 }
 
 /** Lists change whenever the policy does: cached by nobody. Discovery says the same to everyone. */
@@ -115,6 +130,8 @@ async function serve(deps: ModernDeps, caller: Caller, request: Request, message
     case "prompts/get":
     case "completion/complete":
       return await serveContent(deps, caller, request, { ...modern, method: modern.method });
+    case "subscriptions/listen":
+      return await serveListen(deps, caller, request, modern);
     default:
       throw new GatewayError(404, ErrorCode.MethodNotFound, `Method not found: ${modern.method.slice(0, 64)}`);
   }
@@ -124,8 +141,15 @@ function discoverResult() {
   return {
     resultType: "complete",
     supportedVersions: [...ALL_PROTOCOL_VERSIONS],
-    // No listChanged and no subscribe: there is no subscriptions/listen yet (README, Limitations).
-    capabilities: { tools: {}, resources: {}, prompts: {}, completions: {} },
+    // listChanged and subscribe: served by subscriptions/listen (listen.ts).
+    capabilities: {
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      prompts: { listChanged: true },
+      completions: {},
+      // Log lines of a call, on its own response stream, for a request that sets a log level (call.ts).
+      logging: {},
+    },
     _meta: { "io.modelcontextprotocol/serverInfo": SERVER_INFO },
     instructions: INSTRUCTIONS,
     ttlMs: DISCOVER_TTL_MS,
@@ -137,7 +161,7 @@ function discoverResult() {
 async function prepare(deps: ModernDeps, caller: Caller, request: Request) {
   const keys = deps.keys();
   const ctx = await loadRequestContext(deps.db, caller, null);
-  const { bridge, audit } = await keys;
+  const { bridge, audit, requestState } = await keys;
   const fetchBridge = bridgeFetchFor(
     { key: bridge, insecureDevBridgeUrl: deps.insecureDevBridgeUrl, containers: deps.containers },
     caller.principal,
@@ -173,12 +197,12 @@ async function prepare(deps: ModernDeps, caller: Caller, request: Request) {
     return tools;
   };
   const core: ToolCallDeps = {
-    db: deps.db,
+    audit: deps.audit,
     auditKey: audit,
     liveTools,
     execute: (server, _principal, message) => executeOnBridge(fetchBridge, server, message),
   };
-  return { ctx, rpc, liveTools, core };
+  return { ctx, rpc, liveTools, core, fetchBridge, stateKey: requestState };
 }
 
 async function serveTools(
@@ -187,13 +211,13 @@ async function serveTools(
   request: Request,
   modern: ModernRequest & { readonly id: string | number },
 ): Promise<Response> {
-  const { ctx, rpc, liveTools, core } = await prepare(deps, caller, request);
+  const { ctx, liveTools, core, fetchBridge, stateKey } = await prepare(deps, caller, request);
   // What this request's client declared in its `_meta`: it is listed, and may call, only the tools
   // those capabilities can use (policies/client-capabilities.ts).
   const declared = declaredCapabilities(modern.clientCapabilities);
 
   if (modern.method === "tools/list") {
-    const tools = await listTools(ctx, liveTools, declared);
+    const tools = withoutHeaderMirroring(await listTools(ctx, liveTools, declared));
     return json(modern.id, { resultType: "complete", tools, ttlMs: LIST_TTL_MS, cacheScope: "private" });
   }
   // An invalid call is refused after its decision, with its one row, like on every path (audited.ts).
@@ -203,17 +227,16 @@ async function serveTools(
     const body = { jsonrpc: "2.0", id: modern.id, error: { code: refused.error.code, message: refused.error.message } };
     return new Response(JSON.stringify(body), { status: refused.status, headers: JSON_HEADERS });
   }
+  // `inputResponses` and `requestState` (a retry's) are read from the params as sent (call.ts); the parsed
+  // params keep what goes to the server.
   const params = CallToolRequestSchema.shape.params.parse(modern.params) as CallToolRequest["params"];
-  const send: SendCall = async (server, sent) => {
-    const { reply, id } = await rpc(server, "tools/call", sent);
-    return outcomeOfReply(reply, id);
-  };
-  const answer = await callTool(core, ctx, params, send, { declared });
-  // The modern path always sends; `not_sent` is the direct path's alone.
-  if (answer.kind === "not_sent") throw new Error("the modern path's call was not sent");
-  const body = answerMessage(modern.id, answer);
-  if ("result" in body) return json(modern.id, { ...body.result, resultType: "complete" });
-  return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+  const connect = deps.connect ? { elicitation: deps.connect, db: deps.db } : null;
+  return serveToolCall(
+    { ctx, core, fetchBridge, stateKey, waitUntil: deps.waitUntil, connect },
+    modern,
+    declared,
+    params,
+  );
 }
 
 type ContentRequest = ModernRequest & { readonly id: string | number; readonly method: ContentMethod };
