@@ -39,6 +39,36 @@ function markers(sources: ReadonlyMap<string, string>): Map<string, { line: numb
   return out;
 }
 
+/**
+ * The Worker's Durable Object classes. Locally they run in the Worker's isolate (one script, one isolate in
+ * workerd), so their work shows in its profile; deployed, each object runs in an isolate of its own, near
+ * where it was made, and is billed as Durable Object time, not as the Worker's CPU.
+ */
+export const DURABLE_OBJECT_CLASSES = ["AuditLedger", "McpSession", "BridgeContainer"] as const;
+
+/**
+ * For each script, the line ranges of those classes in the bundle. esbuild prints a top-level class as
+ * `var Name = class extends …` (or `class Name …`) at column 0 and closes it with `};` (or `}`) at column 0.
+ */
+function objectRanges(sources: ReadonlyMap<string, string>): Map<string, { from: number; to: number }[]> {
+  const out = new Map<string, { from: number; to: number }[]>();
+  const names: readonly string[] = DURABLE_OBJECT_CLASSES;
+  for (const [scriptId, source] of sources) {
+    const lines = source.split("\n");
+    const ranges: { from: number; to: number }[] = [];
+    lines.forEach((text, line) => {
+      const m = /^(?:(?:var|let|const) (\w+) = class\b|class (\w+)\b)/.exec(text);
+      const name = m?.[1] ?? m?.[2];
+      if (!name || !names.includes(name)) return;
+      let end = line + 1;
+      while (end < lines.length && !/^};?\s*$/.test(lines[end] ?? "")) end++;
+      ranges.push({ from: line, to: end });
+    });
+    if (ranges.length > 0) out.set(scriptId, ranges);
+  }
+  return out;
+}
+
 function moduleAt(list: readonly { line: number; module: string }[], line: number): string | undefined {
   let lo = 0;
   let hi = list.length - 1;
@@ -56,26 +86,65 @@ function moduleAt(list: readonly { line: number; module: string }[], line: numbe
 }
 
 /**
- * Self time per module group. A sample in a native or runtime function (`fetch`, KV `get`, crypto) is
- * counted to the nearest bundled caller above it, so a module's share includes the runtime work it asks for.
+ * CPU per module group, by sample COUNT. workerd's V8 profiler records a sample only while this isolate is
+ * running (JS, or a native it called); while the thread serves another isolate (the local D1 and KV
+ * simulators, wrangler's proxy), waits for I/O or is descheduled by the OS, no sample is taken and the next
+ * sample's `timeDelta` absorbs the gap (deltas of 5–25 ms at a 1 ms interval, and their sum is the run's
+ * wall time). So CPU is `samples × sampleMs`, never the sum of the deltas. A sample in a native or runtime
+ * function (`fetch`, KV `get`, crypto) is counted to the nearest bundled caller above it, so a module's
+ * share includes the runtime work it asks for.
+ *
+ * Samples of the Worker's Durable Objects (DURABLE_OBJECT_CLASSES) are counted apart, in `objectMs`, and
+ * not in `cpuMs`: the Worker's own CPU is what is left.
+ *
+ * `consoleMs`: samples in an anonymous native called straight from our code, which is how `console.*`
+ * shows in workerd's profiles (the audit line, audit.ts). Locally that cost is mostly wrangler's: its
+ * inspector proxy is attached to the isolate and every console message is serialised to it, so it swings
+ * with the machine's load (0.1–0.6 ms per call here). It is reported apart so runs can be compared with
+ * and without it.
  */
-export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, string>) {
+export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, string>, sampleMs: number) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const marks = markers(sources);
+  const objects = objectRanges(sources);
   const byGroup = new Map<string, number>();
   const byFunction = new Map<string, number>();
-  let totalMs = 0;
-  let idleMs = 0;
+  let wallMs = 0;
+  let cpuMs = 0;
+  let consoleMs = 0;
+  let objectMs = 0;
   profile.samples.forEach((sample, i) => {
-    const ms = (profile.timeDeltas[i] ?? 0) / 1000;
-    totalMs += ms;
+    wallMs += (profile.timeDeltas[i] ?? 0) / 1000;
     const leaf = byId.get(sample);
-    if (!leaf) return;
-    if (leaf.callFrame.functionName === "(idle)") {
-      idleMs += ms;
+    if (!leaf || leaf.callFrame.functionName === "(idle)") return;
+    // Durable Object work: the bundled frame nearest the stack's root is inside one of their classes (an
+    // RPC method, an alarm, or their own code resumed after an await).
+    let rootMost: CpuProfile["nodes"][number]["callFrame"] | undefined;
+    for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id)?.callFrame;
+      if (frame && marks.has(frame.scriptId) && frame.lineNumber >= 0) rootMost = frame;
+    }
+    const inObject = rootMost
+      ? (objects.get(rootMost.scriptId) ?? []).some((r) => rootMost.lineNumber >= r.from && rootMost.lineNumber <= r.to)
+      : false;
+    if (inObject) {
+      objectMs += sampleMs;
       return;
+    }
+    cpuMs += sampleMs;
+    const caller = parent.get(sample);
+    const callerFrame = caller === undefined ? undefined : byId.get(caller)?.callFrame;
+    const callerList = callerFrame ? marks.get(callerFrame.scriptId) : undefined;
+    if (
+      leaf.callFrame.functionName === "" &&
+      leaf.callFrame.url === "" &&
+      callerFrame &&
+      callerList &&
+      moduleAt(callerList, callerFrame.lineNumber)
+    ) {
+      consoleMs += sampleMs;
     }
     let group: string | undefined;
     let fn = "";
@@ -89,8 +158,14 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
       }
     }
     const label = group ?? `(runtime: ${leaf.callFrame.url || leaf.callFrame.functionName || "?"})`;
-    byGroup.set(label, (byGroup.get(label) ?? 0) + ms);
-    if (fn) byFunction.set(fn, (byFunction.get(fn) ?? 0) + ms);
+    byGroup.set(label, (byGroup.get(label) ?? 0) + sampleMs);
+    byFunction.set(fn || label, (byFunction.get(fn || label) ?? 0) + sampleMs);
   });
-  return { byGroup, byFunction, totalMs, idleMs };
+  return { byGroup, byFunction, cpuMs, wallMs, consoleMs, objectMs, objectClassesFound: countRanges(objects) };
+}
+
+function countRanges(objects: ReadonlyMap<string, readonly unknown[]>): number {
+  let n = 0;
+  for (const ranges of objects.values()) n += ranges.length;
+  return n;
 }

@@ -4,6 +4,7 @@ import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts"
 import type { Database } from "../db/database.ts";
 import { loadPrincipalGrants, type SessionRecord } from "../db/grants.repository.ts";
 import { GatewayError, invalidToken } from "../mcp/errors.ts";
+import { type DecisionCache, type DecisionFacts, markReused } from "./decision-cache.ts";
 import { judgeStanding, loadStanding, type Standing } from "./standing.ts";
 
 /** Who is asking, as the token says (set by the OAuth provider from the grant's props). */
@@ -16,46 +17,77 @@ export interface Caller {
   readonly authenticatedAtMs: number;
 }
 
-/** Everything one HTTP request is decided under. Built once per request, never shared between requests. */
+/**
+ * Everything one HTTP request is decided under. Built once per request, never shared between requests (its
+ * `grants` may be: read-only facts reused within the decision cache's bound, decision-cache.ts).
+ */
 export interface RequestContext {
   readonly caller: Caller;
   readonly grants: EffectiveGrants;
   readonly policyHash: string | null;
   readonly sessionId: string | null;
-  /** The caller's allowed calls in the last minute (for its roles' rate limit). */
-  readonly callsInWindow: number;
   /** The session as recorded in D1 (read in the same query), or `null`. */
   readonly session: SessionRecord | null;
 }
 
+export interface LoadOptions {
+  /**
+   * Reuse facts read from D1's primary within the cache's age bound (decision-cache.ts: how a block or a
+   * re-seed still takes effect within that bound); absent: read D1 on every request.
+   */
+  readonly cache?: DecisionCache;
+  /** Read D1 even if the cache has young facts (and keep the answer): a reused session record lacked something. */
+  readonly fresh?: boolean;
+}
+
 /**
- * Loads the caller's grants with one D1 query and checks the kill switch.
- * SECURITY: fails closed. A database error is a 503, never an empty-but-allowed or a cached answer; a
- * database with no policy seeded yields no grants, so everything is denied.
+ * Loads the caller's grants with one D1 query (or, with a cache, reuses facts read from the primary at most
+ * its age bound ago) and checks the kill switch.
+ * SECURITY: fails closed. A database error is a 503, never an empty-but-allowed answer, and never facts
+ * older than the cache's bound; a database with no policy seeded yields no grants, so everything is denied.
  */
 export async function loadRequestContext(
   db: Kysely<Database>,
   caller: Caller,
   sessionId: string | null,
+  options: LoadOptions = {},
 ): Promise<RequestContext> {
+  const { cache } = options;
+  const reused = cache && !options.fresh ? cache.fresh(caller, sessionId) : null;
+  if (reused) return contextOf(caller, sessionId, reused, true);
+  // Taken before the query is sent: the facts are at least as new as this instant (decision-cache.ts).
+  const ticket = cache?.ticket();
   let loaded: Awaited<ReturnType<typeof loadPrincipalGrants>>;
   try {
     loaded = await loadPrincipalGrants(db, caller.subjects, { principal: caller.principal, sessionId });
   } catch (cause) {
     throw authorizationUnavailable(cause);
   }
-  refuseOutOfStanding(loaded.standing, caller);
-  return {
-    caller,
+  const facts: DecisionFacts = {
     grants: effectiveGrants(loaded.rows),
+    standing: loaded.standing,
     policyHash: loaded.policyHash,
-    sessionId,
-    callsInWindow: loaded.callsInWindow,
     session: loaded.session,
   };
+  if (cache && ticket) cache.remember(caller, sessionId, ticket, facts);
+  return contextOf(caller, sessionId, facts, false);
 }
 
-/** SECURITY: D1 failing is a 503 with Retry-After, never an allow and never a cached answer. */
+/** A request's context from its facts; refuses a blocked or revoked caller (checked on every request). */
+function contextOf(caller: Caller, sessionId: string | null, facts: DecisionFacts, reused: boolean): RequestContext {
+  refuseOutOfStanding(facts.standing, caller);
+  const context: RequestContext = {
+    caller,
+    grants: facts.grants,
+    policyHash: facts.policyHash,
+    sessionId,
+    session: facts.session,
+  };
+  if (reused) markReused(context);
+  return context;
+}
+
+/** SECURITY: D1 failing is a 503 with Retry-After, never an allow and never facts past the cache's bound. */
 function authorizationUnavailable(cause: unknown): GatewayError {
   return new GatewayError(
     503,
@@ -99,5 +131,5 @@ function refuseOutOfStanding(standing: Standing, caller: Caller): void {
  * session): no D1 read. SECURITY: it carries no grants, so anything that did consult it would deny.
  */
 export function contextWithoutGrants(caller: Caller, sessionId: string | null): RequestContext {
-  return { caller, grants: effectiveGrants([]), policyHash: null, sessionId, callsInWindow: 0, session: null };
+  return { caller, grants: effectiveGrants([]), policyHash: null, sessionId, session: null };
 }

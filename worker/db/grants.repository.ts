@@ -11,7 +11,7 @@ import type { Database } from "./database.ts";
 export const MAX_SUBJECTS = 80;
 /** D1's limit on bound parameters per statement (developers.cloudflare.com/d1/platform/limits). */
 export const D1_MAX_BOUND_PARAMETERS = 100;
-/** Role rate limits are per minute. */
+/** Role rate limits are per minute (counted in the caller's audit ledger, worker/mcp/call-guards.ts). */
 export const RATE_WINDOW_MS = 60_000;
 /** The audit actions that count against a rate limit: the calls that run something on a server. */
 export const RATE_LIMITED_ACTIONS = ["tools/call", "execute_stdio"] as const;
@@ -31,23 +31,21 @@ export interface PrincipalGrants {
   readonly standing: Standing;
   /** The hash of the policy the rows came from, or `null` if no policy was ever seeded. */
   readonly policyHash: string | null;
-  /** Allowed calls of this principal in the last RATE_WINDOW_MS, counted from the audit log. */
-  readonly callsInWindow: number;
   /** The principal's session `sessionId`, if one was asked for and is recorded. */
   readonly session: SessionRecord | null;
 }
 
 export interface GrantsQueryOptions {
   readonly principal?: string;
-  readonly nowMs?: number;
   /** Also read this session of the principal (same query). */
   readonly sessionId?: string | null;
 }
 
 /**
  * Resolves a principal (its subjects: id, email, groups) to its effective grants, its revocation
- * cut-off, the policy hash, its recent call count and (optionally) one of its sessions, in ONE query. The
- * caller must treat a thrown error as "deny": this function never returns partial results.
+ * cut-off, the policy hash and (optionally) one of its sessions, in ONE query. The caller must treat a
+ * thrown error as "deny": this function never returns partial results. (The rate limit counts calls in
+ * the caller's audit ledger, worker/mcp/call-guards.ts: D1 gets their rows only after the answers.)
  */
 export async function loadPrincipalGrants(
   db: Kysely<Database>,
@@ -57,14 +55,12 @@ export async function loadPrincipalGrants(
   const list = [...new Set([...subjects, "*"])];
   if (list.length > MAX_SUBJECTS) throw new RangeError(`a principal has at most ${MAX_SUBJECTS} subjects`);
   const principal = options.principal ?? subjects[0] ?? "";
-  const since = (options.nowMs ?? Date.now()) - RATE_WINDOW_MS;
   const result = await db.executeQuery<GrantsQueryRow>(
-    compiledGrantsQuery(db, { subjects: JSON.stringify(list), principal, since, session: options.sessionId ?? "" }),
+    compiledGrantsQuery(db, { subjects: JSON.stringify(list), principal, session: options.sessionId ?? "" }),
   );
   const rows: GrantRow[] = [];
   const standingRows: { kind: string; subject: string; n: number | null }[] = [];
   let policyHash: string | null = null;
-  let callsInWindow = 0;
   let session: { createdMs: number; directCalls: boolean } | null = null;
   const backends = new Map<string, { bridgeSessionId: string; protocolVersion: string }>();
   for (const row of result.rows) {
@@ -80,8 +76,6 @@ export async function loadPrincipalGrants(
       standingRows.push({ kind: row.kind, subject: row.server, n: row.n });
     } else if (row.kind === "policy") {
       policyHash = row.server;
-    } else if (row.kind === "calls") {
-      callsInWindow = row.n ?? 0;
     } else if (row.kind === "session" && row.n !== null) {
       session = { createdMs: row.n, directCalls: row.rate_limit_per_minute === 1 };
       if (row.tool !== null) backends.set(row.server, { bridgeSessionId: row.tool, protocolVersion: row.level });
@@ -91,7 +85,6 @@ export async function loadPrincipalGrants(
     rows,
     standing: standingFromRows(standingRows),
     policyHash,
-    callsInWindow,
     session: session ? { ...session, backends } : null,
   };
 }
@@ -109,7 +102,6 @@ interface GrantsQueryValues {
   /** JSON array of the subjects. */
   readonly subjects: string;
   readonly principal: string;
-  readonly since: number;
   /** The session to read, or "" for none. */
   readonly session: string;
 }
@@ -126,7 +118,6 @@ export function compiledGrantsQuery(db: Kysely<Database>, values: GrantsQueryVal
   compiledTemplate ??= buildGrantsQuery(db, {
     subjects: `${SENTINEL}subjects`,
     principal: `${SENTINEL}principal`,
-    since: `${SENTINEL}since`,
     session: `${SENTINEL}session`,
   }).compile();
   const parameters = compiledTemplate.parameters.map((p) => {
@@ -136,12 +127,12 @@ export function compiledGrantsQuery(db: Kysely<Database>, values: GrantsQueryVal
   return CompiledQuery.raw(compiledTemplate.sql, parameters);
 }
 
-/** The effective-grant query, written with kysely: seven branches with the same columns, UNION ALL. */
+/** The effective-grant query, written with kysely: six branches with the same columns, UNION ALL. */
 function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValues, string>) {
   const subjectIn = (column: string) =>
     sql<boolean>`${sql.ref(column)} IN (SELECT value FROM json_each(${v.subjects}))`;
   // Every branch has the same columns: kind, server, tool, level, rate_limit_per_minute, and n (a number
-  // whose meaning depends on the kind: a revocation cut-off, a call count, a session's creation time).
+  // whose meaning depends on the kind: a revocation cut-off, a session's creation time).
   const tools = db
     .selectFrom("bindings as b")
     .innerJoin("role_tools as t", "t.role", "b.role")
@@ -201,21 +192,6 @@ function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValue
       sql<number | null>`NULL`.as("rate_limit_per_minute"),
       sql<number | null>`NULL`.as("n"),
     ]);
-  // A range scan of the (principal, at_ms) index: at most one minute of this principal's rows.
-  const calls = db
-    .selectFrom("audit_log as a")
-    .where("a.principal", "=", v.principal)
-    .where("a.at_ms", ">", sql<number>`${v.since}`)
-    .where("a.decision", "=", "allow")
-    .where("a.action", "in", RATE_LIMITED_ACTIONS)
-    .select([
-      sql<string>`'calls'`.as("kind"),
-      sql<string>`''`.as("server"),
-      sql<string | null>`NULL`.as("tool"),
-      sql<string>`''`.as("level"),
-      sql<number | null>`NULL`.as("rate_limit_per_minute"),
-      sql<number | null>`count(*)`.as("n"),
-    ]);
   // Primary-key lookups: the session, and one row per bridge session it holds (or one row with no bridge
   // session). With no session asked for, the session id is "" and matches nothing.
   const session = db
@@ -236,7 +212,7 @@ function buildGrantsQuery(db: Kysely<Database>, v: Record<keyof GrantsQueryValue
 
   // D1's SQLite allows at most 5 terms per compound SELECT, so the branches are grouped in two.
   const grants = tools.unionAll(servers).unionAll(revoked).unionAll(blocked);
-  const state = meta.unionAll(calls).unionAll(session);
+  const state = meta.unionAll(session);
   return db
     .selectFrom(grants.as("g"))
     .selectAll()

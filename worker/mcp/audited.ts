@@ -92,17 +92,35 @@ export function auditedRequestProblem(request: AuditedRequest, wrappedLevels = 0
   if (Object.hasOwn(params, "task")) {
     return { tooDeep: false, message: `Invalid ${method} request: task-augmented requests are not supported.` };
   }
-  const envelope = JSONRPCRequestSchema.safeParse({ jsonrpc: "2.0", id, method, params });
-  const parsed = envelope.success ? REQUEST_SCHEMAS[method].safeParse({ method, params }) : envelope;
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    return { tooDeep: false, message: `Invalid ${method} request: ${issues}` };
+  if (!isPlainToolCall(method, params)) {
+    const envelope = JSONRPCRequestSchema.safeParse({ jsonrpc: "2.0", id, method, params });
+    const parsed = envelope.success ? REQUEST_SCHEMAS[method].safeParse({ method, params }) : envelope;
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+      return { tooDeep: false, message: `Invalid ${method} request: ${issues}` };
+    }
   }
   if (method === "tools/call" && params.name === EXECUTE_STDIO_TOOL) {
     const problem = executeArgsProblem(params.arguments);
     if (problem !== null) return { tooDeep: false, message: problem };
   }
   return null;
+}
+
+/**
+ * A `tools/call` whose params are a string `name`, plain-object `arguments` (or none) and no `_meta`: the
+ * shape nearly every call has, and one both schemas above always accept, with an id auditedRequestOf took
+ * (the SDK's params objects are not strict; `task` was refused before). Checked by hand because the two
+ * zod parses were ~5% of the Worker's CPU per call (bench/RESULTS.md); anything else is parsed.
+ * test/unit/audited-fast-path.test.ts holds the claim against the schemas.
+ */
+export function isPlainToolCall(method: AuditedMethod, params: Readonly<Record<string, unknown>>): boolean {
+  if (method !== "tools/call" || typeof params.name !== "string" || Object.hasOwn(params, "_meta")) return false;
+  const args = params.arguments;
+  if (args === undefined) return true;
+  if (typeof args !== "object" || args === null) return false;
+  const proto: unknown = Object.getPrototypeOf(args);
+  return proto === Object.prototype || proto === null;
 }
 
 type Verdict = { readonly allow: true } | { readonly allow: false; readonly reason: string };
@@ -143,7 +161,9 @@ export async function decideAudited(
         tool: null,
         target: null,
         verdict: decision,
-        refusal: unknownTool(EXECUTE_STDIO_TOOL),
+        get refusal() {
+          return unknownTool(EXECUTE_STDIO_TOOL);
+        },
       };
     }
     if (typeof name !== "string") return unnamed("tools/call", "name");
@@ -163,7 +183,10 @@ export async function decideAudited(
       tool: target?.name ?? name,
       target,
       verdict,
-      refusal: unknownTool(name),
+      // A getter: an Error captures a stack when made (~2% of the Worker's CPU per allowed call, for nothing).
+      get refusal() {
+        return unknownTool(name);
+      },
     };
   }
   const field = method === "resources/read" ? "uri" : "name";
@@ -179,7 +202,9 @@ export async function decideAudited(
     tool: sent,
     target,
     verdict,
-    refusal: targetNotFound(method === "prompts/get" ? "Prompt" : "Resource", sent),
+    get refusal() {
+      return targetNotFound(method === "prompts/get" ? "Prompt" : "Resource", sent);
+    },
   };
 }
 
@@ -229,7 +254,7 @@ export interface AuditedRefusal {
  * for anything else (not an audited request, or a valid one: the SDK's handlers take those).
  */
 export async function refuseInvalidAudited(
-  deps: Pick<ToolCallDeps, "liveTools" | "db" | "auditKey">,
+  deps: Pick<ToolCallDeps, "liveTools" | "audit" | "auditKey">,
   ctx: RequestContext,
   message: unknown,
   declared: DeclaredCapabilities,
