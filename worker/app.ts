@@ -11,6 +11,7 @@ import { createConsole, isConsolePath } from "./admin/console.routes.ts";
 import { CONSOLE_SCRIPT_PATH, consoleScriptResponse } from "./admin/console.script.ts";
 import { devBridgeStateRoute } from "./bridge/state.ts";
 import type { Config } from "./config.ts";
+import { connectElicitationFor } from "./connect/elicit.ts";
 import {
   connectRuntime,
   createConnectRoutes,
@@ -54,6 +55,8 @@ export function createWorker(config: Config): HatagoWorker {
   const mcp = createMcpHandler({
     allowedOrigins: [config.publicUrl, ...config.allowedOrigins],
     gateway: config.gateway,
+    // Built once per Worker, from the configuration already parsed: not per request.
+    connect: connectElicitationFor(config),
   });
   const admin = createAdminRoutes(config.adminAccess);
   const originAllowed = originGuard([config.publicUrl, ...config.allowedOrigins]);

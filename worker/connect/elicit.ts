@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { connectionOf, isolationOf, type ServerId } from "../../policies/catalog.ts";
-import { type ConnectConfig, type ConnectProviderConfig, parseConfig } from "../config.ts";
+import { type Config, type ConnectConfig, type ConnectProviderConfig, parseConfig } from "../config.ts";
 import type { Database } from "../db/database.ts";
 import { base64url } from "../http/random.ts";
 
@@ -137,16 +137,21 @@ export class ConnectElicitation {
   }
 }
 
-/** Built once per env (the settings do not change while an isolate lives); null when no provider is configured. */
+/** The asks of a parsed configuration; null when no provider is configured. */
+export function connectElicitationFor(config: Config): ConnectElicitation | null {
+  return config.connect.providers.length > 0 ? new ConnectElicitation(config.publicUrl, config.connect) : null;
+}
+
+/**
+ * The same, for code that holds only `env` (the session Durable Object): built once per env object, as the
+ * settings do not change while an isolate lives.
+ */
 const byEnv = new WeakMap<object, ConnectElicitation | null>();
 export function connectElicitationOf(env: object): ConnectElicitation | null {
   let found = byEnv.get(env);
   if (found === undefined) {
     const parsed = parseConfig(env);
-    found =
-      parsed.ok && parsed.config.connect.providers.length > 0
-        ? new ConnectElicitation(parsed.config.publicUrl, parsed.config.connect)
-        : null;
+    found = parsed.ok ? connectElicitationFor(parsed.config) : null;
     byEnv.set(env, found);
   }
   return found;

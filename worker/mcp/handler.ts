@@ -5,7 +5,7 @@ import { auditLog } from "../audit/ledger.ts";
 import { decisionCache } from "../authz/decision-cache.ts";
 import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
-import { connectElicitationOf } from "../connect/elicit.ts";
+import type { ConnectElicitation } from "../connect/elicit.ts";
 import { database } from "../db/database.ts";
 import { originGuard } from "../http/origin.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
@@ -30,6 +30,8 @@ export interface McpHandlerOptions {
   readonly allowedOrigins: readonly string[];
   /** The bridge secret and the local bridge URL, for tool calls sent straight to a container. */
   readonly gateway: GatewaySettings;
+  /** Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts), if any provider. */
+  readonly connect: ConnectElicitation | null;
 }
 
 interface ProtectedContext {
@@ -92,7 +94,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
         // Direct tool calls reuse decision facts for at most a second (authz/decision-cache.ts).
         decisions: decisionCache,
         // Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts).
-        connect: connectElicitationOf(env),
+        connect: options.connect,
       };
       // Both eras on one endpoint (MCP 2026-07-28, versioning: "a dual-era server selects its behavior
       // from how the client opens"): a POST whose message carries modern `_meta` is served statelessly,
