@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { importBridgeKey } from "../../container/src/contract.ts";
 import { bridgeFetchFor, CONTAINER_LIMIT_RETRY_AFTER_SECONDS } from "../../worker/bridge/router.ts";
-import { GatewayError } from "../../worker/mcp/errors.ts";
+import { HttpError } from "../../worker/http/errors.ts";
 
 // Issue 15, defect 5: when every container the deployment may run is in use, Cloudflare provides no
 // instance and @cloudflare/containers answers 503 with its own text. The gateway turns that into a
@@ -24,10 +24,10 @@ async function route(response: () => Response) {
 }
 
 describe("a refused container start is a 503 naming the limit, with Retry-After (never a hang)", () => {
-  it("the library's no-instance 503 becomes a GatewayError naming hatago:maxInstances", async () => {
+  it("the library's no-instance 503 becomes a HttpError naming hatago:maxInstances", async () => {
     const fetchBridge = await route(() => new Response(LIBRARY_NO_INSTANCE, { status: 503 }));
     const error = await fetchBridge("memory", "/servers/memory/mcp", { method: "POST" }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(GatewayError);
+    expect(error).toBeInstanceOf(HttpError);
     expect(error).toMatchObject({ status: 503, retryAfterSeconds: CONTAINER_LIMIT_RETRY_AFTER_SECONDS });
     expect((error as Error).message).toMatch(/container limit \(hatago:maxInstances\) is reached/);
   });

@@ -10,7 +10,7 @@ import {
 import { type Caller, loadRequestContext } from "../../worker/authz/request-context.ts";
 import { database } from "../../worker/db/database.ts";
 import { recordBackend, recordSession } from "../../worker/db/sessions.repository.ts";
-import { GatewayError } from "../../worker/mcp/errors.ts";
+import { HttpError } from "../../worker/http/errors.ts";
 import { meterD1, meterReset, meterSnapshot } from "./metering/meter.ts";
 import { Browser } from "./oauth/harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./oauth/harness/flow.ts";
@@ -50,12 +50,12 @@ async function insertBlock(subject: string): Promise<void> {
     .run();
 }
 
-async function refusal(load: Promise<unknown>): Promise<GatewayError> {
+async function refusal(load: Promise<unknown>): Promise<HttpError> {
   const error = await load.then(
     () => null,
     (e: unknown) => e,
   );
-  if (!(error instanceof GatewayError)) throw new Error(`expected a GatewayError, got ${String(error)}`);
+  if (!(error instanceof HttpError)) throw new Error(`expected a HttpError, got ${String(error)}`);
   return error;
 }
 

@@ -4,8 +4,8 @@ import { jsonDepthExceeds, MAX_JSON_DEPTH } from "../../container/src/contract.t
 import { type AuditEntry, writeAudit } from "../audit/audit.ts";
 import { type AuditLedger, auditLog, type LedgerBindings } from "../audit/ledger.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import { HttpError } from "../http/errors.ts";
 import { readRequestBytesAtMost } from "../http/read-capped.ts";
-import { GatewayError } from "../mcp/errors.ts";
 
 /** The bindings the admin routes use. */
 export interface AdminBindings {
@@ -34,18 +34,22 @@ export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 export async function readAdminJson(request: Request): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type))
-    throw new GatewayError(415, ErrorCode.InvalidRequest, "Content-Type must be application/json.");
+    throw new HttpError(415, "Content-Type must be application/json.", { rpcCode: ErrorCode.InvalidRequest });
   const bytes = await readRequestBytesAtMost(request, MAX_ADMIN_BODY_BYTES);
   if (bytes === null)
-    throw new GatewayError(413, ErrorCode.InvalidRequest, `The body is larger than ${MAX_ADMIN_BODY_BYTES} bytes.`);
+    throw new HttpError(413, `The body is larger than ${MAX_ADMIN_BODY_BYTES} bytes.`, {
+      rpcCode: ErrorCode.InvalidRequest,
+    });
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
-    throw new GatewayError(400, ErrorCode.ParseError, "The body must be JSON.");
+    throw new HttpError(400, "The body must be JSON.", { rpcCode: ErrorCode.ParseError });
   }
   if (jsonDepthExceeds(value))
-    throw new GatewayError(400, ErrorCode.InvalidRequest, `The body nests more than ${MAX_JSON_DEPTH} levels.`);
+    throw new HttpError(400, `The body nests more than ${MAX_JSON_DEPTH} levels.`, {
+      rpcCode: ErrorCode.InvalidRequest,
+    });
   return value;
 }
 
@@ -64,7 +68,8 @@ export async function adminAudit(
       now,
     );
   } catch (cause) {
-    throw new GatewayError(503, ErrorCode.InternalError, "The audit log is unavailable; try again shortly.", {
+    throw new HttpError(503, "The audit log is unavailable; try again shortly.", {
+      rpcCode: ErrorCode.InternalError,
       cause,
       retryAfterSeconds: 5,
     });

@@ -3,9 +3,10 @@ import { z } from "zod";
 import { authorize } from "../../policies/decide.ts";
 import { loadRequestContext, type RequestContext } from "../authz/request-context.ts";
 import type { Config } from "../config.ts";
+import { auditRowsNewestFirst } from "../db/audit-log.repository.ts";
 import { database } from "../db/database.ts";
 import { unauthorizedResponse } from "../http/bearer.ts";
-import { GatewayError } from "../mcp/errors.ts";
+import { HttpError, oauthErrorResponse } from "../http/errors.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { ACCESS_JWT_HEADER, verifyAccessJwt } from "./access-jwt.ts";
 import { type AdminVars, adminAudit, readAdminJson } from "./admin-request.ts";
@@ -82,12 +83,13 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
       await adminAudit(c.env, admin, { action: "admin:read", decision: "deny", reason: "invalid_request" });
       return invalidRequest(c, query.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     }
-    let q = database(c.env.DB).selectFrom("audit_log").selectAll().orderBy("id", "desc").limit(query.data.limit);
-    if (query.data.principal) q = q.where("principal", "=", query.data.principal);
-    if (query.data.subject) q = q.where("subject", "=", query.data.subject);
-    if (query.data.decision) q = q.where("decision", "=", query.data.decision);
-    if (query.data.before) q = q.where("id", "<", query.data.before);
-    const rows = await q.execute();
+    const rows = await auditRowsNewestFirst(database(c.env.DB), {
+      limit: query.data.limit,
+      principal: query.data.principal,
+      subject: query.data.subject,
+      decision: query.data.decision,
+      beforeId: query.data.before,
+    });
     await adminAudit(c.env, admin, { action: "admin:read", decision: "allow", reason: "granted", note: "audit" });
     return c.json({ rows });
   });
@@ -112,7 +114,7 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
   });
 
   app.onError(async (error, c) => {
-    if (error instanceof GatewayError) {
+    if (error instanceof HttpError) {
       // SECURITY: a revoked or blocked admin is told to sign in again (401 invalid_token), like every path.
       if (error.status === 401) return unauthorizedResponse(c.req.url, error.message);
       if (error.status === 400 || error.status === 413 || error.status === 415) {
@@ -121,11 +123,8 @@ export function createAdminRoutes(access: Config["adminAccess"]) {
         if (admin) {
           await adminAudit(c.env, admin, { action: "admin:request", decision: "deny", reason: "invalid_request" });
         }
-        return c.json({ error: "invalid_request", error_description: error.message }, error.status);
       }
-      return c.json({ error: "temporarily_unavailable", error_description: error.message }, error.status as 503, {
-        "Retry-After": String(error.retryAfterSeconds ?? 5),
-      });
+      return oauthErrorResponse(error);
     }
     console.error(JSON.stringify({ event: "admin_error", error: String(error) }));
     return c.json({ error: "server_error", error_description: "Internal error." }, 500);

@@ -10,7 +10,6 @@ import { HttpError } from "../http/errors.ts";
 import { readSingleValueForm } from "../http/form.ts";
 import { html } from "../http/html.ts";
 import { LoginError } from "../login/index.ts";
-import { GatewayError } from "../mcp/errors.ts";
 import { ACCESS_JWT_HEADER, verifyAccessJwt } from "./access-jwt.ts";
 import type { AdminBindings } from "./admin-request.ts";
 import { adminAudit } from "./admin-request.ts";
@@ -235,16 +234,19 @@ export function createConsole(deps: ConsoleDeps) {
 
   app.onError((error, c) => {
     const headers = new Headers();
-    if (error instanceof GatewayError && error.status === 401) {
+    if (error instanceof HttpError && error.status === 401) {
       // SECURITY: a blocked or revoked admin's session ends here, whatever page they asked for.
       headers.append("Set-Cookie", expiredHostCookie(SESSION_COOKIE));
-      return plainPage(401, "Signed out", html`<p>${error.message}</p><p><a href="/admin">Console</a></p>`, headers);
+      return plainPage(
+        401,
+        "Signed out",
+        html`<p>${error.publicMessage}</p><p><a href="/admin">Console</a></p>`,
+        headers,
+      );
     }
-    if (error instanceof GatewayError || error instanceof HttpError) {
-      const retry = error instanceof GatewayError ? error.retryAfterSeconds : error.retryAfterSeconds;
-      if (retry !== undefined) headers.set("Retry-After", String(retry));
-      const message = error instanceof HttpError ? error.publicMessage : error.message;
-      return plainPage(error.status, "Something went wrong", html`<p>${message}</p>`, headers);
+    if (error instanceof HttpError) {
+      if (error.retryAfterSeconds !== undefined) headers.set("Retry-After", String(error.retryAfterSeconds));
+      return plainPage(error.status, "Something went wrong", html`<p>${error.publicMessage}</p>`, headers);
     }
     console.error(JSON.stringify({ event: "console_error", path: new URL(c.req.url).pathname, error: String(error) }));
     return plainPage(500, "Something went wrong", html`<p>Internal error.</p>`);

@@ -3,7 +3,8 @@ import type { Kysely } from "kysely";
 import { type EffectiveGrants, effectiveGrants } from "../../policies/decide.ts";
 import type { Database } from "../db/database.ts";
 import { loadPrincipalGrants, type SessionRecord } from "../db/grants.repository.ts";
-import { GatewayError, invalidToken } from "../mcp/errors.ts";
+import { HttpError } from "../http/errors.ts";
+import { invalidToken } from "../mcp/errors.ts";
 import { type DecisionCache, type DecisionFacts, markReused } from "./decision-cache.ts";
 import { judgeStanding, loadStanding, type Standing } from "./standing.ts";
 
@@ -88,16 +89,12 @@ function contextOf(caller: Caller, sessionId: string | null, facts: DecisionFact
 }
 
 /** SECURITY: D1 failing is a 503 with Retry-After, never an allow and never facts past the cache's bound. */
-function authorizationUnavailable(cause: unknown): GatewayError {
-  return new GatewayError(
-    503,
-    ErrorCode.InternalError,
-    "Authorization is temporarily unavailable; try again shortly.",
-    {
-      cause,
-      retryAfterSeconds: 5,
-    },
-  );
+function authorizationUnavailable(cause: unknown): HttpError {
+  return new HttpError(503, "Authorization is temporarily unavailable; try again shortly.", {
+    rpcCode: ErrorCode.InternalError,
+    cause,
+    retryAfterSeconds: 5,
+  });
 }
 
 /**

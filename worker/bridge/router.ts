@@ -8,8 +8,8 @@ import {
   mintBridgeCredential,
 } from "../../container/src/contract.ts";
 import { isolationOf, type ServerId } from "../../policies/catalog.ts";
+import { HttpError } from "../http/errors.ts";
 import type { BridgeFetch } from "../mcp/backends.ts";
-import { GatewayError } from "../mcp/errors.ts";
 
 export interface BridgeRoute {
   readonly key: BridgeKey;
@@ -50,17 +50,16 @@ export function bridgeFetchFor(route: BridgeRoute, principal: string): BridgeFet
       return fetch(new URL(path, route.insecureDevBridgeUrl), { ...init, headers });
     }
     if (!route.containers) {
-      throw new GatewayError(503, ErrorCode.InternalError, "No bridge is configured for this deployment.");
+      throw new HttpError(503, "No bridge is configured for this deployment.", { rpcCode: ErrorCode.InternalError });
     }
     const stub = route.containers.get(route.containers.idFromName(containerName(server, principal)));
     const response = await stub.fetch(new Request(`http://bridge${path}`, { ...init, headers }));
     if (await isContainerLimitRefusal(response)) {
-      throw new GatewayError(
+      throw new HttpError(
         503,
-        ErrorCode.InternalError,
         `No container is free for the "${server}" server: this deployment's container limit (hatago:maxInstances) ` +
           "is reached. Containers are released after some minutes without use; try again shortly.",
-        { retryAfterSeconds: CONTAINER_LIMIT_RETRY_AFTER_SECONDS },
+        { rpcCode: ErrorCode.InternalError, retryAfterSeconds: CONTAINER_LIMIT_RETRY_AFTER_SECONDS },
       );
     }
     return response;
@@ -94,19 +93,16 @@ export async function executeOnBridge(fetchBridge: BridgeFetch, server: ServerId
   });
   const text = await response.text();
   if (!response.ok) {
-    throw new GatewayError(
-      502,
-      ErrorCode.InternalError,
-      `The "${server}" server refused the request (${response.status}).`,
-      {
-        cause: text.slice(0, 500),
-      },
-    );
+    throw new HttpError(502, `The "${server}" server refused the request (${response.status}).`, {
+      rpcCode: ErrorCode.InternalError,
+      cause: text.slice(0, 500),
+    });
   }
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new GatewayError(502, ErrorCode.InternalError, `The "${server}" server sent an unreadable answer.`, {
+    throw new HttpError(502, `The "${server}" server sent an unreadable answer.`, {
+      rpcCode: ErrorCode.InternalError,
       cause,
     });
   }

@@ -24,7 +24,7 @@ import {
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerId } from "../../policies/catalog.ts";
-import { GatewayError } from "./errors.ts";
+import { HttpError } from "../http/errors.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
 
 /** Sends one HTTP request to the bridge that hosts `server` (path is the bridge's, e.g. `/servers/memory/mcp`). */
@@ -132,16 +132,12 @@ export class Backends {
     } catch (cause) {
       await client.close().catch(() => {});
       // A refusal that already says why (the container limit) keeps its own message and Retry-After.
-      if (cause instanceof GatewayError) throw cause;
-      throw new GatewayError(
-        503,
-        ErrorCode.InternalError,
-        `The "${server}" server is not available right now; try again shortly.`,
-        {
-          cause,
-          retryAfterSeconds: 10,
-        },
-      );
+      if (cause instanceof HttpError) throw cause;
+      throw new HttpError(503, `The "${server}" server is not available right now; try again shortly.`, {
+        rpcCode: ErrorCode.InternalError,
+        cause,
+        retryAfterSeconds: 10,
+      });
     }
     if (this.#loggingLevel) await client.setLoggingLevel(this.#loggingLevel).catch(() => {});
     const bridgeSessionId = transport.sessionId;

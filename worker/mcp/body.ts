@@ -1,6 +1,6 @@
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { HttpError } from "../http/errors.ts";
 import { readRequestBytesAtMost } from "../http/read-capped.ts";
-import { GatewayError } from "./errors.ts";
 
 /** One request body at most: the MCP SDK's own limit, and what the bridge accepts (container/src/contract.ts). */
 export const MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024;
@@ -20,29 +20,29 @@ export async function readJsonMessage(
   if (declared > MAX_REQUEST_BODY_BYTES) throw tooLarge();
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new GatewayError(415, ErrorCode.InvalidRequest, "Content-Type must be application/json.");
+    throw new HttpError(415, "Content-Type must be application/json.", { rpcCode: ErrorCode.InvalidRequest });
   }
-  if (!request.body) throw new GatewayError(400, ErrorCode.ParseError, "The request has no body.");
+  if (!request.body) throw new HttpError(400, "The request has no body.", { rpcCode: ErrorCode.ParseError });
   const bytes = await readRequestBytesAtMost(request, MAX_REQUEST_BODY_BYTES);
   if (bytes === null) throw tooLarge();
   let message: unknown;
   try {
     message = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
-    throw new GatewayError(400, ErrorCode.ParseError, "The request body is not valid JSON.");
+    throw new HttpError(400, "The request body is not valid JSON.", { rpcCode: ErrorCode.ParseError });
   }
   if (Array.isArray(message) && message.length > MAX_BATCH_MESSAGES) {
-    throw new GatewayError(413, ErrorCode.InvalidRequest, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`);
+    throw new HttpError(413, `A batch may hold at most ${MAX_BATCH_MESSAGES} messages.`, {
+      rpcCode: ErrorCode.InvalidRequest,
+    });
   }
   return { bytes, message };
 }
 
-function tooLarge(): GatewayError {
-  return new GatewayError(
-    413,
-    ErrorCode.InvalidRequest,
-    `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
-  );
+function tooLarge(): HttpError {
+  return new HttpError(413, `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, {
+    rpcCode: ErrorCode.InvalidRequest,
+  });
 }
 
 /**

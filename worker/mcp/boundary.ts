@@ -1,7 +1,7 @@
 import { ErrorCode, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { jsonDepthExceeds, jsonRpcRequestProblem, MAX_JSON_DEPTH } from "../../container/src/contract.ts";
+import { HttpError } from "../http/errors.ts";
 import { auditedRequestOf, auditedRequestProblem } from "./audited.ts";
-import { GatewayError } from "./errors.ts";
 
 /**
  * SECURITY: the gateway's one boundary for what a client's MCP message may be.
@@ -29,7 +29,7 @@ import { GatewayError } from "./errors.ts";
  * reaches a handler, so nothing in it is decided (like a batch refused for its length or protocol version).
  */
 export interface Refusal {
-  readonly error: GatewayError;
+  readonly error: HttpError;
   /** The refused request's id, when it had a usable one. */
   readonly id: string | number | null;
 }
@@ -46,7 +46,7 @@ export interface ScreenOptions {
 export function screenBody(body: unknown, options: ScreenOptions): Refusal | null {
   if (!Array.isArray(body)) {
     const problem = screenMessage(body, options);
-    if (problem) return { error: new GatewayError(400, problem.code, problem.message), id: idOf(body) };
+    if (problem) return { error: new HttpError(400, problem.message, { rpcCode: problem.code }), id: idOf(body) };
     // An audited request is screened by its session (above): only there can it be decided.
     return null;
   }
@@ -99,7 +99,7 @@ function auditedProblem(request: Parameters<typeof auditedRequestProblem>[0]): P
 }
 
 function refuse(code: number, message: string): Refusal {
-  return { error: new GatewayError(400, code, message), id: null };
+  return { error: new HttpError(400, message, { rpcCode: code }), id: null };
 }
 
 function idOf(message: unknown): string | number | null {

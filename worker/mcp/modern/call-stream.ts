@@ -126,7 +126,7 @@ export function respondToCall(
       stop();
       if (mode === "undecided") {
         mode = "done";
-        // Not a GatewayError the caller expected: a bug, logged by the runtime as the 500 it becomes.
+        // Not a HttpError the caller expected: a bug, logged by the runtime as the 500 it becomes.
         return Promise.reject(error);
       }
       mode = "done";

@@ -4,7 +4,7 @@ import type { ServerId } from "../../../policies/catalog.ts";
 import { type Caller, loadRequestContext, type RequestContext } from "../../authz/request-context.ts";
 import type { BridgeRoute } from "../../bridge/router.ts";
 import type { Database } from "../../db/database.ts";
-import { GatewayError } from "../errors.ts";
+import { HttpError } from "../../http/errors.ts";
 import { SERVER_INFO } from "../server-info.ts";
 import { type BridgeListen, openBridgeListen } from "./listen-bridge.ts";
 
@@ -57,7 +57,7 @@ const encoder = new TextEncoder();
 type Ending =
   | { readonly kind: "cancelled" }
   | { readonly kind: "graceful" }
-  | { readonly kind: "error"; readonly error: GatewayError };
+  | { readonly kind: "error"; readonly error: HttpError };
 
 export class ListenStream {
   readonly readable: ReadableStream<Uint8Array>;
@@ -140,9 +140,10 @@ export class ListenStream {
       this.#attach(after);
     } catch (error) {
       const refusal =
-        error instanceof GatewayError ? error : new GatewayError(500, ErrorCode.InternalError, "Internal error.");
-      if (!(error instanceof GatewayError))
-        console.error(JSON.stringify({ event: "listen_error", error: String(error) }));
+        error instanceof HttpError
+          ? error
+          : new HttpError(500, "Internal error.", { rpcCode: ErrorCode.InternalError });
+      if (!(error instanceof HttpError)) console.error(JSON.stringify({ event: "listen_error", error: String(error) }));
       this.#end({ kind: "error", error: refusal });
     } finally {
       this.#checking = false;
@@ -174,7 +175,7 @@ export class ListenStream {
       const meta = { [SUBSCRIPTION_ID]: id, [SERVER_INFO_META]: SERVER_INFO };
       this.#event({ jsonrpc: "2.0", id, result: { resultType: "complete", _meta: meta } });
     } else if (ending.kind === "error") {
-      this.#event({ jsonrpc: "2.0", id, error: { code: ending.error.code, message: ending.error.message } });
+      this.#event({ jsonrpc: "2.0", id, error: { code: ending.error.rpcCode, message: ending.error.publicMessage } });
     }
     this.#closed = true;
     for (const timer of this.#timers) clearInterval(timer);

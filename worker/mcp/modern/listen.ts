@@ -6,8 +6,9 @@ import { SERVER_IDS, type ServerId } from "../../../policies/catalog.ts";
 import { authorize } from "../../../policies/decide.ts";
 import { type Caller, loadRequestContext, type RequestContext } from "../../authz/request-context.ts";
 import type { Database } from "../../db/database.ts";
+import { HttpError } from "../../http/errors.ts";
 import { type ContentDeps, contentTarget } from "../content.ts";
-import { GatewayError, RpcError } from "../errors.ts";
+import { RpcError } from "../errors.ts";
 import { parseQualifiedUri, qualifyUri } from "../names.ts";
 import { mayUseServer } from "../tool-list.ts";
 import { type ListenRules, ListenStream, type ListenTimings } from "./listen-stream.ts";
@@ -98,10 +99,10 @@ export async function serveListen(
   // The answer is an event stream and nothing else: a client that cannot take one cannot listen.
   const accept = request.headers.get("accept")?.toLowerCase() ?? "";
   if (!accept.includes("text/event-stream") && !accept.includes("*/*")) {
-    throw new GatewayError(
+    throw new HttpError(
       406,
-      ErrorCode.InvalidRequest,
       "subscriptions/listen answers with an event stream: the Accept header must allow text/event-stream.",
+      { rpcCode: ErrorCode.InvalidRequest },
     );
   }
   const parsed = SubscriptionFilter.safeParse(modern.params.notifications);

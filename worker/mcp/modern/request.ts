@@ -1,5 +1,5 @@
 import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
-import { GatewayError } from "../errors.ts";
+import { HttpError } from "../../http/errors.ts";
 
 /**
  * The 2026-07-28 ("modern") request on `/mcp`: how the gateway tells it from a legacy one, and the
@@ -111,7 +111,8 @@ export function checkModernRequest(request: Request, message: unknown): ModernRe
     );
   }
   if (!MODERN_PROTOCOL_VERSIONS.includes(bodyVersion)) {
-    throw new GatewayError(400, UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version", {
+    throw new HttpError(400, "Unsupported protocol version", {
+      rpcCode: UNSUPPORTED_PROTOCOL_VERSION,
       data: { supported: [...ALL_PROTOCOL_VERSIONS], requested: bodyVersion },
     });
   }
@@ -135,19 +136,17 @@ export function checkModernRequest(request: Request, message: unknown): ModernRe
   // -32602 with 400. (A notification carries no capabilities that matter: it is accepted and does nothing.)
   const capabilities = meta[META_CLIENT_CAPABILITIES];
   if (id !== null && !isObject(capabilities)) {
-    throw new GatewayError(
+    throw new HttpError(
       400,
-      ErrorCode.InvalidParams,
       `Invalid params: _meta must carry ${META_CLIENT_CAPABILITIES} (an object) on every request.`,
+      { rpcCode: ErrorCode.InvalidParams },
     );
   }
   const logLevel = meta[META_LOG_LEVEL];
   if (logLevel !== undefined && !(typeof logLevel === "string" && LOG_LEVELS.includes(logLevel))) {
-    throw new GatewayError(
-      400,
-      ErrorCode.InvalidParams,
-      `Invalid params: ${META_LOG_LEVEL} must be one of ${LOG_LEVELS.join(", ")}.`,
-    );
+    throw new HttpError(400, `Invalid params: ${META_LOG_LEVEL} must be one of ${LOG_LEVELS.join(", ")}.`, {
+      rpcCode: ErrorCode.InvalidParams,
+    });
   }
   const token = meta.progressToken;
   return {
@@ -196,8 +195,8 @@ function headerValue(request: Request, name: string): string | null {
   return request.headers.get(name);
 }
 
-function mismatch(message: string): GatewayError {
-  return new GatewayError(400, HEADER_MISMATCH, message);
+function mismatch(message: string): HttpError {
+  return new HttpError(400, message, { rpcCode: HEADER_MISMATCH });
 }
 
 function metaOf(message: Record<string, unknown>): Record<string, unknown> | null {

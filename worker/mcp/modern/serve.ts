@@ -19,10 +19,12 @@ import { BRIDGE_ROUTES, type BridgeKey } from "../../../container/src/contract.t
 import type { ServerId } from "../../../policies/catalog.ts";
 import { declaredCapabilities } from "../../../policies/client-capabilities.ts";
 import type { AuditLog } from "../../audit/audit.ts";
+import type { DecisionCache } from "../../authz/decision-cache.ts";
 import { type Caller, loadContextWithoutGrants, loadRequestContext } from "../../authz/request-context.ts";
 import { bridgeFetchFor, executeOnBridge } from "../../bridge/router.ts";
 import type { ConnectElicitation } from "../../connect/elicit.ts";
 import type { Database } from "../../db/database.ts";
+import { HttpError } from "../../http/errors.ts";
 import { refuseInvalidAudited } from "../audited.ts";
 import {
   type ContentMethod,
@@ -35,7 +37,7 @@ import {
   readResource,
 } from "../content.ts";
 import type { ToolCallDeps } from "../deps.types.ts";
-import { GatewayError, jsonRpcErrorResponse, RpcError } from "../errors.ts";
+import { jsonRpcErrorResponse, RpcError } from "../errors.ts";
 import { INSTRUCTIONS, SERVER_INFO } from "../server-info.ts";
 import { outcomeOfReply } from "../tool-call.ts";
 import { listTools } from "../tool-list.ts";
@@ -72,6 +74,12 @@ export interface ModernDeps {
   readonly waitUntil: (promise: Promise<unknown>) => void;
   /** Issue 17: asks to connect a missing account (worker/connect/elicit.ts); null when no provider is configured. */
   readonly connect?: ConnectElicitation | null;
+  /**
+   * Decision facts a tools/call may reuse within a bound (authz/decision-cache.ts), as a direct call does;
+   * absent: D1 is read on every request. SECURITY: the bound is what a block or a re-seed waits for at most
+   * on this path, the same as on the direct one.
+   */
+  readonly decisions?: DecisionCache;
 }
 
 /** Lists change whenever the policy does: cached by nobody. Discovery says the same to everyone. */
@@ -94,7 +102,7 @@ export async function serveModern(
     return await serve(deps, caller, request, message);
   } catch (error) {
     // Refusals answer the request's id when it has a usable one (the revision's error examples do).
-    if (error instanceof GatewayError) return jsonRpcErrorResponse(error, idOf(message), request.url);
+    if (error instanceof HttpError) return jsonRpcErrorResponse(error, idOf(message), request.url);
     throw error;
   }
 }
@@ -133,7 +141,9 @@ async function serve(deps: ModernDeps, caller: Caller, request: Request, message
     case "subscriptions/listen":
       return await serveListen(deps, caller, request, modern);
     default:
-      throw new GatewayError(404, ErrorCode.MethodNotFound, `Method not found: ${modern.method.slice(0, 64)}`);
+      throw new HttpError(404, `Method not found: ${modern.method.slice(0, 64)}`, {
+        rpcCode: ErrorCode.MethodNotFound,
+      });
   }
 }
 
@@ -157,10 +167,15 @@ function discoverResult() {
   };
 }
 
-/** What one modern request needs to reach the servers: its context, and `/execute` toward each server. */
-async function prepare(deps: ModernDeps, caller: Caller, request: Request) {
+/**
+ * What one modern request needs to reach the servers: its context, and `/execute` toward each server.
+ * `reuseFacts`: a tools/call, which costs what a direct call costs (test/workers/metering/modern-cost.test.ts),
+ * including the D1 read it skips when this isolate read the caller's facts within the last second.
+ */
+async function prepare(deps: ModernDeps, caller: Caller, request: Request, reuseFacts = false) {
   const keys = deps.keys();
-  const ctx = await loadRequestContext(deps.db, caller, null);
+  const cache = reuseFacts ? deps.decisions : undefined;
+  const ctx = await loadRequestContext(deps.db, caller, null, cache ? { cache } : {});
   const { bridge, audit, requestState } = await keys;
   const fetchBridge = bridgeFetchFor(
     { key: bridge, insecureDevBridgeUrl: deps.insecureDevBridgeUrl, containers: deps.containers },
@@ -211,7 +226,8 @@ async function serveTools(
   request: Request,
   modern: ModernRequest & { readonly id: string | number },
 ): Promise<Response> {
-  const { ctx, liveTools, core, fetchBridge, stateKey } = await prepare(deps, caller, request);
+  const reuseFacts = modern.method === "tools/call";
+  const { ctx, liveTools, core, fetchBridge, stateKey } = await prepare(deps, caller, request, reuseFacts);
   // What this request's client declared in its `_meta`: it is listed, and may call, only the tools
   // those capabilities can use (policies/client-capabilities.ts).
   const declared = declaredCapabilities(modern.clientCapabilities);
