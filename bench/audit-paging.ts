@@ -12,8 +12,8 @@ import { Kysely } from "kysely";
 import { D1Dialect } from "kysely-d1";
 import { getPlatformProxy } from "wrangler";
 import { chartSeries } from "../worker/admin/audit.chart.ts";
-import { type AuditCursor, type AuditFilter, auditPage, filtered } from "../worker/admin/audit.query.ts";
 import { knownSubjects } from "../worker/admin/people.query.ts";
+import { type AuditCursor, type AuditFilter, auditPage, filtered } from "../worker/db/audit-log.repository.ts";
 import type { Database } from "../worker/db/database.ts";
 import { machine } from "./machine.ts";
 

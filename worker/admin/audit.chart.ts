@@ -1,7 +1,7 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { type AuditFilter, auditBuckets } from "../db/audit-log.repository.ts";
 import type { Database } from "../db/database.ts";
 import { html, type SafeHtml } from "../http/html.ts";
-import { type AuditFilter, filtered } from "./audit.query.ts";
 
 /** Bars per chart: hourly over a day by default. */
 export const CHART_BUCKETS = 24;
@@ -37,18 +37,7 @@ export async function chartSeries(
   const toMs = filter.toMs ?? nowMs;
   const fromMs = filter.fromMs ?? toMs - DEFAULT_CHART_WINDOW_MS;
   const bucketMs = Math.max(1, Math.ceil((toMs - fromMs) / CHART_BUCKETS));
-  const rows = await filtered(db.selectFrom("audit_log"), { ...filter, fromMs, toMs })
-    .where("server", "is not", null)
-    .select([
-      "server",
-      // CAST: D1 may bind a JS number as REAL, which would make this a fractional division.
-      sql<number>`CAST((at_ms - ${fromMs}) / ${bucketMs} AS INTEGER)`.as("bucket"),
-      sql<number>`sum(decision = 'allow')`.as("calls"),
-      sql<number>`sum(decision = 'deny')`.as("denials"),
-      sql<number>`sum(outcome IS NOT NULL AND outcome <> 'ok')`.as("errors"),
-    ])
-    .groupBy(["server", "bucket"])
-    .execute();
+  const rows = await auditBuckets(db, filter, fromMs, toMs, bucketMs);
   const byServer = new Map<string, ChartBucket[]>();
   for (const r of rows) {
     const bucket = Math.floor(r.bucket);

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
+import { type AuditCursor, type AuditFilter, type AuditRow, auditPage } from "../db/audit-log.repository.ts";
 import type { Database } from "../db/database.ts";
-import { type AuditCursor, type AuditFilter, type AuditRow, auditPage, MAX_EXPORT_ROWS } from "./audit.query.ts";
+import { MAX_EXPORT_ROWS } from "./audit.query.ts";
 
 /** Rows read per D1 query while the export streams. */
 const EXPORT_CHUNK_ROWS = 1_000;

@@ -1,20 +1,12 @@
 import type { Hono } from "hono";
 import { SERVER_IDS } from "../../policies/catalog.ts";
+import { type AuditFilter, type AuditRow, auditPage, OUTCOME_FILTERS } from "../db/audit-log.repository.ts";
 import { database } from "../db/database.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import { adminAudit } from "./admin-request.ts";
 import { chartSeries, chartSvg } from "./audit.chart.ts";
 import { csvResponse } from "./audit.csv.ts";
-import {
-  AUDIT_PAGE_ROWS,
-  type AuditFilter,
-  AuditFilterQuery,
-  type AuditRow,
-  auditPage,
-  cursorOf,
-  cursorText,
-  OUTCOME_FILTERS,
-} from "./audit.query.ts";
+import { AUDIT_PAGE_ROWS, AuditFilterQuery, cursorOf, cursorText } from "./audit.query.ts";
 import { verifyForConsole, verifySection } from "./audit.verify.ts";
 import { consolePage } from "./console.layout.ts";
 import type { ConsoleEnv } from "./console-session.ts";

@@ -1,6 +1,6 @@
 import { type AuditLedger, ledgerName } from "../audit/ledger.ts";
-import { d1SqlReader } from "../audit/verify.d1.ts";
 import { type ChainProblem, type VerifyReport, verifyAuditChains, type Witness } from "../audit/verify.ts";
+import { d1SqlReader } from "../db/audit-verify.d1.ts";
 import { html, type SafeHtml } from "../http/html.ts";
 import { CONSOLE_PATH } from "./console-session.ts";
 import { timeElement } from "./console-time.ts";

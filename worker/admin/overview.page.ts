@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { auditSummarySince } from "../db/audit-log.repository.ts";
 import { blockCount } from "../db/blocks.repository.ts";
 import { database } from "../db/database.ts";
 import { policyMeta } from "../db/policy.repository.ts";
@@ -16,19 +16,7 @@ const OVERVIEW_WINDOW_MS = 86_400_000;
 export async function overviewPage(session: ConsoleSession, env: Env, deps: ConsoleDeps): Promise<Response> {
   const db = database(env.DB);
   const since = Date.now() - OVERVIEW_WINDOW_MS;
-  const [day, blocked, meta] = await Promise.all([
-    db
-      .selectFrom("audit_log")
-      .select([
-        sql<number>`count(*)`.as("rows"),
-        sql<number>`coalesce(sum(decision = 'deny'), 0)`.as("denials"),
-        sql<number>`coalesce(sum(outcome IS NOT NULL AND outcome <> 'ok'), 0)`.as("errors"),
-      ])
-      .where("at_ms", ">=", since)
-      .executeTakeFirst(),
-    blockCount(db),
-    policyMeta(db),
-  ]);
+  const [day, blocked, meta] = await Promise.all([auditSummarySince(db, since), blockCount(db), policyMeta(db)]);
   await adminAudit(env, session.admin, {
     action: "admin:read",
     decision: "allow",

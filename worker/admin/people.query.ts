@@ -1,6 +1,7 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import type { Environment } from "../../policies/policy.types.ts";
 import { isGroupSubject, subjectKind } from "../../policies/subjects.ts";
+import { auditedPrincipals } from "../db/audit-log.repository.ts";
 import { blockedSubjects } from "../db/blocks.repository.ts";
 import type { Database } from "../db/database.ts";
 import { boundSubjects, deployedPolicySource } from "../db/policy.repository.ts";
@@ -28,21 +29,13 @@ export interface KnownSubject {
 export async function knownSubjects(db: Kysely<Database>, _environment: Environment): Promise<KnownSubject[]> {
   const [bindings, audited, blocks] = await Promise.all([
     boundSubjects(db),
-    sql<{ principal: string }>`WITH RECURSIVE p(principal) AS (
-        SELECT (SELECT min(principal) FROM audit_log)
-        UNION ALL
-        SELECT (SELECT min(principal) FROM audit_log WHERE principal > p.principal) FROM p
-        WHERE p.principal IS NOT NULL
-      )
-      SELECT principal FROM p WHERE principal IS NOT NULL LIMIT ${MAX_AUDIT_PRINCIPALS}`
-      .execute(db)
-      .then((r) => r.rows),
+    auditedPrincipals(db, MAX_AUDIT_PRINCIPALS),
     blockedSubjects(db),
   ]);
   const source = await deployedPolicySource(db);
   const notes = new Map<string, string | null>(Object.entries(source?.notes ?? {}));
   const bound = new Set(bindings.filter((s) => s !== "*"));
-  const inAudit = new Set(audited.map((r) => r.principal));
+  const inAudit = new Set(audited);
   const blocked = new Set(blocks);
   const all = [...new Set([...bound, ...inAudit, ...blocked])].sort();
   return all.map((subject) => ({

@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import { type ChainedRow, shipmentStatements } from "../db/audit-shipment.ts";
 import { RATE_LIMITED_ACTIONS, RATE_WINDOW_MS } from "../db/grants.repository.ts";
 import type { AuditLog } from "./audit.ts";
 import { type AuditContent, chainHash, GENESIS_HASH } from "./chain.ts";
-import { type ChainedRow, shipmentStatements } from "./shipment.ts";
 
 /**
  * THE audit ledger (issue 18): where every audit row is made durable before its request is answered, and

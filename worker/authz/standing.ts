@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { standingRowsOf } from "../db/blocks.repository.ts";
 import type { Database } from "../db/database.ts";
 
 /**
@@ -40,20 +41,7 @@ export function judgeStanding(standing: Standing, authenticatedAtMs: number): St
  * read grants get the same facts from the grants query instead (db/grants.repository.ts).
  */
 export async function loadStanding(db: Kysely<Database>, subjects: readonly string[]): Promise<Standing> {
-  const list = JSON.stringify([...new Set(subjects)]);
-  const inList = (column: string) => sql<boolean>`${sql.ref(column)} IN (SELECT value FROM json_each(${list}))`;
-  const rows = await db
-    .selectFrom("blocks as b")
-    .where(inList("b.subject"))
-    .select([sql<string>`'blocked'`.as("kind"), "b.subject as subject", sql<number | null>`NULL`.as("n")])
-    .unionAll(
-      db
-        .selectFrom("revocations as v")
-        .where(inList("v.subject"))
-        .select([sql<string>`'revoked'`.as("kind"), "v.subject as subject", "v.revoked_before_ms as n"]),
-    )
-    .execute();
-  return standingFromRows(rows);
+  return standingFromRows(await standingRowsOf(db, subjects));
 }
 
 /** Folds `('blocked', subject)` and `('revoked', subject, cut-off)` rows into a standing. */

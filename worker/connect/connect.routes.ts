@@ -5,6 +5,7 @@ import { catalog, connectionOf, serversUsingProvider } from "../../policies/cata
 import { writeAuditRow } from "../audit/audit.ts";
 import { auditLog } from "../audit/ledger.ts";
 import type { ConnectProviderConfig } from "../config.ts";
+import { deleteConnection, listConnections, saveConnection } from "../db/connections.repository.ts";
 import { database } from "../db/database.ts";
 import type { Env } from "../env.ts";
 import { expiredHostCookie, hostCookie, readCookie } from "../http/cookies.ts";
@@ -14,7 +15,6 @@ import { html, type SafeHtml } from "../http/html.ts";
 import { pageResponse } from "../http/page.ts";
 import { subjectsOf } from "../oauth/props.ts";
 import type { ConnectRuntime } from "./connect.runtime.ts";
-import { deleteConnection, listConnections, saveConnection } from "./connections.repository.ts";
 import { ELICITATION_PARAM } from "./elicit.ts";
 import { evictFromBridge } from "./evict.ts";
 import { mockUpstreamRoutes } from "./mock-upstream.ts";

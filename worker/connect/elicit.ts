@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import { connectionOf, isolationOf, type ServerId } from "../../policies/catalog.ts";
 import { type Config, type ConnectConfig, type ConnectProviderConfig, parseConfig } from "../config.ts";
+import { connectionExists } from "../db/connections.repository.ts";
 import type { Database } from "../db/database.ts";
 import { base64url } from "../http/random.ts";
 
@@ -178,17 +179,6 @@ export function elicitAnswer(result: unknown): "accept" | "decline" | "cancel" |
   if (typeof result !== "object" || result === null) return null;
   const action: unknown = Reflect.get(result, "action");
   return action === "accept" || action === "decline" || action === "cancel" ? action : null;
-}
-
-/** Whether the person has a connection to the provider now (a row; whether it opens is the bridge's business). */
-export async function connectionExists(db: Kysely<Database>, principal: string, provider: string): Promise<boolean> {
-  const row = await db
-    .selectFrom("connections")
-    .select("provider")
-    .where("principal", "=", principal)
-    .where("provider", "=", provider)
-    .executeTakeFirst();
-  return row !== undefined;
 }
 
 /** Looks for the connection every second until it exists, the deadline passes, or the call is cancelled. */

@@ -8,8 +8,8 @@ import { serversUsingProvider } from "../../policies/catalog.ts";
 import { writeAuditRow } from "../audit/audit.ts";
 import { auditLog, type LedgerBindings } from "../audit/ledger.ts";
 import { containerName } from "../bridge/router.ts";
+import { deleteConnectionsOfSubject } from "../db/connections.repository.ts";
 import { database } from "../db/database.ts";
-import { deleteConnectionsOfSubject } from "./connections.repository.ts";
 
 export interface BridgeEvictRoute {
   key(): Promise<BridgeKey>;

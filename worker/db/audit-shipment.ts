@@ -1,4 +1,4 @@
-import { type AuditContent, HASHED_COLUMNS } from "./chain.ts";
+import { type AuditContent, HASHED_COLUMNS } from "../audit/chain.ts";
 
 /** A row as its ledger keeps it until shipped: the content and its place in the chain. */
 export interface ChainedRow {

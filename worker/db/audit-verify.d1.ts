@@ -1,4 +1,4 @@
-import type { SqlReader } from "./verify.ts";
+import type { SqlReader } from "../audit/verify.ts";
 
 /** The verifier's reads (verify.ts) through a D1 binding: the console's; the script reads through wrangler. */
 export function d1SqlReader(db: D1Database): SqlReader {

@@ -81,3 +81,26 @@ export async function subjectIsKnown(db: Kysely<Database>, subject: string): Pro
     .executeTakeFirst();
   return Boolean(row?.known);
 }
+
+/**
+ * The blocks and revocations among a list of subjects, with one query (both tables by primary key), as
+ * `('blocked', subject)` and `('revoked', subject, cut-off)` rows; authz/standing.ts folds them.
+ */
+export async function standingRowsOf(
+  db: Kysely<Database>,
+  subjects: readonly string[],
+): Promise<{ kind: string; subject: string; n: number | null }[]> {
+  const list = JSON.stringify([...new Set(subjects)]);
+  const inList = (column: string) => sql<boolean>`${sql.ref(column)} IN (SELECT value FROM json_each(${list}))`;
+  return db
+    .selectFrom("blocks as b")
+    .where(inList("b.subject"))
+    .select([sql<string>`'blocked'`.as("kind"), "b.subject as subject", sql<number | null>`NULL`.as("n")])
+    .unionAll(
+      db
+        .selectFrom("revocations as v")
+        .where(inList("v.subject"))
+        .select([sql<string>`'revoked'`.as("kind"), "v.subject as subject", "v.revoked_before_ms as n"]),
+    )
+    .execute();
+}

@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
-import type { Database } from "../db/database.ts";
-import { type KeyRing, openTokenSet, sealTokenSet, type TokenSet } from "./token-seal.ts";
+import { type KeyRing, openTokenSet, sealTokenSet, type TokenSet } from "../connect/token-seal.ts";
+import type { Database } from "./database.ts";
 
 /** A connection as the pages show it: never the tokens. */
 export interface ConnectionSummary {
@@ -117,4 +117,15 @@ export async function deleteConnectionsOfSubject(
   });
   for (const r of hit) await deleteConnection(db, r.principal, r.provider);
   return hit.map((r) => ({ principal: r.principal, provider: r.provider }));
+}
+
+/** Whether the person has a connection to the provider now (a row; whether it opens is the bridge's business). */
+export async function connectionExists(db: Kysely<Database>, principal: string, provider: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("connections")
+    .select("provider")
+    .where("principal", "=", principal)
+    .where("provider", "=", provider)
+    .executeTakeFirst();
+  return row !== undefined;
 }

@@ -1,7 +1,7 @@
 import { type Generated, Kysely } from "kysely";
 import { D1Dialect } from "kysely-d1";
-import type { ConnectionsTable } from "../connect/connections.table.ts";
 import type { AuditLogTable } from "./audit-log.table.ts";
+import type { ConnectionsTable } from "./connections.table.ts";
 
 export type { AuditLogTable };
 

@@ -3,8 +3,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { verifyForConsole } from "../../../worker/admin/audit.verify.ts";
 import { auditContentOf } from "../../../worker/audit/audit.ts";
 import { type AuditContent, chainHash, GENESIS_HASH, HASHED_COLUMNS } from "../../../worker/audit/chain.ts";
-import { d1SqlReader } from "../../../worker/audit/verify.d1.ts";
 import { verifyAuditChains } from "../../../worker/audit/verify.ts";
+import { d1SqlReader } from "../../../worker/db/audit-verify.d1.ts";
 import { ledgerOf } from "./ledgers.ts";
 
 /**

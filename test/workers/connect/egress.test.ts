@@ -7,7 +7,6 @@ import { compilePolicy, POLICIES } from "../../../policies/index.ts";
 import { parseConfig } from "../../../worker/config.ts";
 import { EGRESS_PLACEHOLDER, resolveConnection, tokenForProcess } from "../../../worker/connect/bridge-token.ts";
 import { connectRuntime } from "../../../worker/connect/connect.runtime.ts";
-import { saveConnection } from "../../../worker/connect/connections.repository.ts";
 import {
   type EgressDeps,
   type EgressRule,
@@ -16,6 +15,7 @@ import {
   handleEgressRequest,
   subjectOfContainerName,
 } from "../../../worker/connect/egress.ts";
+import { saveConnection } from "../../../worker/db/connections.repository.ts";
 import { database } from "../../../worker/db/database.ts";
 import type { Env } from "../../../worker/env.ts";
 import { testSettings } from "../oauth/harness/workers.ts";

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type AuditFilter, auditPage, filtered } from "../../../worker/admin/audit.query.ts";
+import { type AuditFilter, auditPage, filtered } from "../../../worker/db/audit-log.repository.ts";
 import { database } from "../../../worker/db/database.ts";
 import { ORIGIN } from "../oauth/harness/oauth-client.ts";
 import { adminBrowser, CONSOLE, pageOf, seedDevPolicy, send } from "./harness.ts";
