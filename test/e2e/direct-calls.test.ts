@@ -120,14 +120,19 @@ describe("a session's setup and teardown read grants only where something is dec
 });
 
 describe("direct tool calls: Worker → container, one Durable Object hop", () => {
-  it("after a server's first call, a tool call makes no session-object request: 1 bridge request, 1 D1 read, 1 audit write (not to D1)", async () => {
+  it("after a server's first call, a tool call makes no session-object request: 1 bridge request, at most 1 D1 read, 1 audit write (not to D1)", async () => {
     const alice = await open("alice");
     await alice.client.listTools();
     expect(echoed(await echo(alice, "first"))).toContain("first");
     const cost = await costOf(async () => {
       for (let i = 0; i < 5; i++) expect(echoed(await echo(alice, `direct ${i}`))).toContain(`direct ${i}`);
     });
-    expect(cost).toEqual({ session: 0, bridge: 5, d1Read: 5, d1Write: 0, auditWrite: 5 });
+    // Calls within a second of the facts' read reuse them (authz/decision-cache.ts; its bound is tested with a
+    // controlled clock in test/workers/grants-freshness.test.ts), so how many of the five read D1 depends on
+    // this machine's pace: never more than one each.
+    const { d1Read, ...rest } = cost;
+    expect(rest).toEqual({ session: 0, bridge: 5, d1Write: 0, auditWrite: 5 });
+    expect(d1Read).toBeLessThanOrEqual(5);
   });
 
   it("a client that declares elicitation keeps its calls on the session object (the call's own stream)", async () => {

@@ -7,12 +7,13 @@ import type { Caller } from "../authz/request-context.ts";
 import type { GatewaySettings } from "../config.ts";
 import type { ConnectElicitation } from "../connect/elicit.ts";
 import { database } from "../db/database.ts";
+import { HttpError } from "../http/errors.ts";
 import { originGuard } from "../http/origin.ts";
 import { AuthProps, subjectsOf } from "../oauth/props.ts";
 import { MAX_REQUEST_BODY_BYTES, readJsonMessage } from "./body.ts";
 import { screenBody } from "./boundary.ts";
 import { DIRECT_SESSION_PREFIX, directCallOf, directCallsAllowed, runDirectCall } from "./direct-call.ts";
-import { GatewayError, invalidToken, jsonRpcErrorResponse } from "./errors.ts";
+import { invalidToken, jsonRpcErrorResponse } from "./errors.ts";
 import { encodeInternal, INTERNAL_HEADER, type InternalRoute, sessionObjectName } from "./internal.ts";
 import { isModernRequest, isModernStreamRequest } from "./modern/request.ts";
 import { requestStateKeyFrom } from "./modern/request-state.ts";
@@ -62,29 +63,11 @@ export function createMcpHandler(options: McpHandlerOptions) {
     keys ??= made;
     return keys;
   };
+  /** The handler's named steps, in order; each either answers, throws an HttpError, or hands on. */
   return async function mcpHandler(request: Request, env: SessionEnv, ctx: ProtectedContext): Promise<Response> {
     try {
-      // SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin).
-      if (!originAllowed(request)) {
-        throw new GatewayError(403, ErrorCode.ConnectionClosed, "This Origin may not use the MCP endpoint.");
-      }
-      if (Number(request.headers.get("content-length") ?? "0") > MAX_REQUEST_BODY_BYTES) {
-        throw new GatewayError(
-          413,
-          ErrorCode.InvalidRequest,
-          `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`,
-        );
-      }
-      const props = AuthProps.safeParse(ctx.props);
-      // SECURITY: a grant whose props we cannot read is treated as no grant at all.
-      if (!props.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
-      const url = new URL(request.url);
-      const caller: Caller = {
-        principal: props.data.principal,
-        subjects: subjectsOf(props.data),
-        clientId: ctx.auth?.clientId ?? null,
-        authenticatedAtMs: props.data.authenticatedAtMs,
-      };
+      refuseAtTheDoor(request, originAllowed);
+      const caller = callerOf(ctx);
       const deps = {
         db: database(env.DB),
         audit: auditLog(env),
@@ -96,64 +79,121 @@ export function createMcpHandler(options: McpHandlerOptions) {
         // Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts).
         connect: options.connect,
       };
+      const url = new URL(request.url);
       // Both eras on one endpoint (MCP 2026-07-28, versioning: "a dual-era server selects its behavior
       // from how the client opens"): a POST whose message carries modern `_meta` is served statelessly,
       // before anything about sessions is looked at (its Mcp-Session-Id, if any, is ignored).
-      let read: Awaited<ReturnType<typeof readJsonMessage>> | null = null;
-      if (url.pathname === MCP_PATH && request.method === "POST") {
-        read = await readJsonMessage(request);
-        if (isModernRequest(request, read.message)) {
-          const refused = screenBody(read.message, { initializeAllowed: true });
-          if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
-          const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil?.(promise);
-          return await serveModern({ ...deps, waitUntil }, caller, request, read.message);
-        }
+      const read = url.pathname === MCP_PATH && request.method === "POST" ? await readJsonMessage(request) : null;
+      if (read && isModernRequest(request, read.message)) {
+        const refused = screenBody(read.message, { initializeAllowed: true });
+        if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
+        const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil?.(promise);
+        return await serveModern({ ...deps, waitUntil }, caller, request, read.message);
       }
       if (url.pathname === MCP_PATH && isModernStreamRequest(request)) throw methodNotAllowed();
       const routed = routeOf(request, url);
-      const { route, fresh } = routed;
-      let { sessionId } = routed;
       const namespace = env.MCP_SESSIONS;
       if (!namespace)
-        throw new GatewayError(503, ErrorCode.InternalError, "MCP sessions are not configured for this deployment.");
-      // SECURITY: every POST body (`/mcp` and `/sse/message`) is read and screened here, the one boundary
-      // for size, JSON-RPC shape and nesting on every path (boundary.ts says why here). The bytes read are
-      // passed on unchanged. A session's first POST also picks its id (direct-call.ts), and a POST of a
-      // `d-` session may be a call that goes straight to a container.
-      let body: ReadableStream | Uint8Array | null = request.body;
-      if (request.method === "POST") {
-        const { bytes, message } = read ?? (await readJsonMessage(request));
-        const refused = screenBody(message, { initializeAllowed: fresh || route === "sse-message" });
-        if (refused) return jsonRpcErrorResponse(refused.error, refused.id, request.url);
-        if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
-          sessionId = `${DIRECT_SESSION_PREFIX}${sessionId}`;
-        }
-        const call = fresh || route !== "mcp" ? null : directCallOf(request, sessionId, message);
-        if (call) {
-          const direct = runDirectCall(deps, caller, sessionId, call);
-          // The audit row is written even if the client goes away mid-call.
-          ctx.waitUntil?.(direct.catch(() => {}));
-          const answered = await direct;
-          if (answered) return answered;
-        }
-        body = bytes;
+        throw new HttpError(503, "MCP sessions are not configured for this deployment.", {
+          rpcCode: ErrorCode.InternalError,
+        });
+      if (request.method !== "POST") return await toSession(namespace, request, request.body, caller, routed);
+      const screened = await screenLegacyPost(request, read, routed);
+      if (screened.refusal) return screened.refusal;
+      const call = screened.call;
+      if (call) {
+        const direct = runDirectCall(deps, caller, screened.routed.sessionId, call);
+        // The audit row is written even if the client goes away mid-call.
+        ctx.waitUntil?.(direct.catch(() => {}));
+        const answered = await direct;
+        if (answered) return answered;
       }
-      const headers = new Headers(request.headers);
-      headers.delete("authorization");
-      if (body instanceof Uint8Array) headers.set("content-length", String(body.byteLength));
-      headers.set(
-        INTERNAL_HEADER,
-        encodeInternal({ route, sessionId, fresh, caller: { ...caller, subjects: [...caller.subjects] } }),
-      );
-      const stub = namespace.get(namespace.idFromName(sessionObjectName(props.data.principal, sessionId)));
-      return await stub.fetch(new Request(request.url, { method: request.method, headers, body }));
+      return await toSession(namespace, request, screened.bytes, caller, screened.routed);
     } catch (error) {
-      if (error instanceof GatewayError) return jsonRpcErrorResponse(error, null, request.url);
+      if (error instanceof HttpError) return jsonRpcErrorResponse(error, null, request.url);
       throw error;
     }
   };
 }
 
+/** SECURITY: DNS rebinding and cross-site requests (MCP transports: servers MUST validate Origin), and a declared size over the bound. */
+function refuseAtTheDoor(request: Request, originAllowed: (request: Request) => boolean): void {
+  if (!originAllowed(request)) {
+    throw new HttpError(403, "This Origin may not use the MCP endpoint.", { rpcCode: ErrorCode.ConnectionClosed });
+  }
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_REQUEST_BODY_BYTES) {
+    throw new HttpError(413, `The request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes.`, {
+      rpcCode: ErrorCode.InvalidRequest,
+    });
+  }
+}
+
+/** Who is calling, from the token's props. SECURITY: props we cannot read are no grant at all. */
+function callerOf(ctx: ProtectedContext): Caller {
+  const props = AuthProps.safeParse(ctx.props);
+  if (!props.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
+  return {
+    principal: props.data.principal,
+    subjects: subjectsOf(props.data),
+    clientId: ctx.auth?.clientId ?? null,
+    authenticatedAtMs: props.data.authenticatedAtMs,
+  };
+}
+
+type Routed = ReturnType<typeof routeOf>;
+
+/**
+ * A legacy POST. SECURITY: every POST body (`/mcp` and `/sse/message`) is read and screened here,
+ * the one boundary for size, JSON-RPC shape and nesting on every path (boundary.ts says why here). The bytes
+ * read are passed on unchanged. A session's first POST also picks its id (direct-call.ts), and a POST of a
+ * `d-` session may be a call that goes straight to a container.
+ */
+async function screenLegacyPost(
+  request: Request,
+  read: Awaited<ReturnType<typeof readJsonMessage>> | null,
+  routed: Routed,
+): Promise<
+  | { readonly refusal: Response; readonly call?: undefined }
+  | {
+      readonly refusal?: undefined;
+      readonly bytes: Uint8Array;
+      readonly routed: Routed;
+      readonly call: ReturnType<typeof directCallOf>;
+    }
+> {
+  const { bytes, message } = read ?? (await readJsonMessage(request));
+  const { route, fresh } = routed;
+  const refused = screenBody(message, { initializeAllowed: fresh || route === "sse-message" });
+  if (refused) return { refusal: jsonRpcErrorResponse(refused.error, refused.id, request.url) };
+  let { sessionId } = routed;
+  if (fresh && isInitializeRequest(message) && directCallsAllowed(message.params.capabilities)) {
+    sessionId = `${DIRECT_SESSION_PREFIX}${sessionId}`;
+  }
+  const call = fresh || route !== "mcp" ? null : directCallOf(request, sessionId, message);
+  return { bytes, routed: { ...routed, sessionId }, call };
+}
+
+/** Hands the request to its session's Durable Object, without the client's token. */
+async function toSession(
+  namespace: DurableObjectNamespace,
+  request: Request,
+  body: ReadableStream | Uint8Array | null,
+  caller: Caller,
+  routed: Routed,
+): Promise<Response> {
+  const { route, sessionId, fresh } = routed;
+  const headers = new Headers(request.headers);
+  headers.delete("authorization");
+  if (body instanceof Uint8Array) headers.set("content-length", String(body.byteLength));
+  headers.set(
+    INTERNAL_HEADER,
+    encodeInternal({ route, sessionId, fresh, caller: { ...caller, subjects: [...caller.subjects] } }),
+  );
+  const stub = namespace.get(namespace.idFromName(sessionObjectName(caller.principal, sessionId)));
+  return await stub.fetch(new Request(request.url, { method: request.method, headers, body }));
+}
+
+/** A legacy request: which session, from the path and the Mcp-Session-Id header. */
 function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId: string; fresh: boolean } {
   const method = request.method;
   if (url.pathname === MCP_PATH) {
@@ -162,15 +202,13 @@ function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId:
     // A POST without a session may only be initialize; the session object checks that.
     if (given === null) {
       if (method !== "POST")
-        throw new GatewayError(400, ErrorCode.ConnectionClosed, "Mcp-Session-Id header is required.");
+        throw new HttpError(400, "Mcp-Session-Id header is required.", { rpcCode: ErrorCode.ConnectionClosed });
       return { route: "mcp", sessionId: crypto.randomUUID(), fresh: true };
     }
     if (!SESSION_ID.test(given))
-      throw new GatewayError(
-        404,
-        ErrorCode.ConnectionClosed,
-        "Session not found: start a new session with initialize.",
-      );
+      throw new HttpError(404, "Session not found: start a new session with initialize.", {
+        rpcCode: ErrorCode.ConnectionClosed,
+      });
     return { route: "mcp", sessionId: given, fresh: false };
   }
   if (url.pathname === SSE_PATH) {
@@ -181,12 +219,12 @@ function routeOf(request: Request, url: URL): { route: InternalRoute; sessionId:
     if (method !== "POST") throw methodNotAllowed();
     const given = url.searchParams.get("sessionId");
     if (given === null || !SESSION_ID.test(given))
-      throw new GatewayError(404, ErrorCode.ConnectionClosed, "Session not found.");
+      throw new HttpError(404, "Session not found.", { rpcCode: ErrorCode.ConnectionClosed });
     return { route: "sse-message", sessionId: given, fresh: false };
   }
-  throw new GatewayError(404, ErrorCode.MethodNotFound, "Not found.");
+  throw new HttpError(404, "Not found.", { rpcCode: ErrorCode.MethodNotFound });
 }
 
-function methodNotAllowed(): GatewayError {
-  return new GatewayError(405, ErrorCode.ConnectionClosed, "Method not allowed.");
+function methodNotAllowed(): HttpError {
+  return new HttpError(405, "Method not allowed.", { rpcCode: ErrorCode.ConnectionClosed });
 }

@@ -4,11 +4,8 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import {
   ElicitResultSchema,
   ErrorCode,
-  type InitializeRequest,
   isInitializeRequest,
-  LATEST_PROTOCOL_VERSION,
   RootsListChangedNotificationSchema,
-  SUPPORTED_PROTOCOL_VERSIONS,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Kysely } from "kysely";
 import { type BridgeKey, importBridgeKey } from "../../container/src/contract.ts";
@@ -21,34 +18,26 @@ import { bridgeFetchFor, executeOnBridge } from "../bridge/router.ts";
 import { type GatewaySettings, parseConfig } from "../config.ts";
 import { askForConnection, connectElicitationOf } from "../connect/elicit.ts";
 import { type Database, database } from "../db/database.ts";
-import { forgetSession, recordBackend, recordSession } from "../db/sessions.repository.ts";
+import { forgetSession } from "../db/sessions.repository.ts";
+import { HttpError } from "../http/errors.ts";
 import { type AuditedRefusal, auditedRequestOf, decideTool, refusalMessage, refuseInvalidAudited } from "./audited.ts";
-import { type BackendHooks, Backends } from "./backends.ts";
+import { Backends } from "./backends.ts";
 import { batchesAllowed, readJsonBody } from "./body.ts";
 import { allowedCallRecorder, rateLimitAllows } from "./call-guards.ts";
 import { registerContentHandlers } from "./content.ts";
 import { authInfoFor, contextOf } from "./context.ts";
-import { directCallsAllowed, streamableTransportAccepts } from "./direct-call.ts";
-import { GatewayError, jsonRpcErrorResponse, RpcError } from "./errors.ts";
+import { streamableTransportAccepts } from "./direct-call.ts";
+import { jsonRpcErrorResponse, RpcError } from "./errors.ts";
 import { decodeInternal, INTERNAL_HEADER, type InternalInfo } from "./internal.ts";
-import { parseQualifiedName, qualifyUri } from "./names.ts";
+import { parseQualifiedName } from "./names.ts";
 import { passThroughValidator } from "./pass-through-validator.ts";
 import { INSTRUCTIONS, SERVER_INFO } from "./server-info.ts";
+import { relayHooks } from "./session-relay.ts";
+import { negotiatedVersion, recordSessionMeta, replayInitialize, type SessionMeta } from "./session-state.ts";
 import { SESSION_MAX_AGE_MS, type SessionEnv } from "./settings.ts";
 import { WebSseServerTransport } from "./sse-transport.ts";
 import { mayUseServer } from "./tool-list.ts";
 import { registerToolHandlers, type ToolDeps } from "./tools.ts";
-
-interface SessionMeta {
-  readonly principal: string;
-  readonly sessionId: string;
-  readonly kind: "streamable" | "sse";
-  /** The client's initialize params, replayed to rebuild the session after the object was evicted. */
-  readonly initialize: InitializeRequest["params"];
-  readonly createdAtMs: number;
-  /** The caller's binding subjects when the session began (recorded in D1, so a block can find it). */
-  readonly subjects?: readonly string[];
-}
 
 /**
  * One MCP session. The Worker routes every request of a session here (by principal and session id);
@@ -105,7 +94,7 @@ export class McpSession extends DurableObject<SessionEnv> {
           return await this.#sseMessage(request, ctx);
       }
     } catch (error) {
-      if (error instanceof GatewayError) return jsonRpcErrorResponse(error, null, request.url);
+      if (error instanceof HttpError) return jsonRpcErrorResponse(error, null, request.url);
       console.error(
         JSON.stringify({
           event: "session_error",
@@ -113,7 +102,7 @@ export class McpSession extends DurableObject<SessionEnv> {
           stack: error instanceof Error ? error.stack : undefined,
         }),
       );
-      return jsonRpcErrorResponse(new GatewayError(500, ErrorCode.InternalError, "Internal error."));
+      return jsonRpcErrorResponse(new HttpError(500, "Internal error.", { rpcCode: ErrorCode.InternalError }));
     }
   }
 
@@ -134,11 +123,9 @@ export class McpSession extends DurableObject<SessionEnv> {
     if (!this.#transport) {
       if (info.fresh && !isInitializeRequest(body)) {
         // MCP Streamable HTTP: a request without a session id, other than initialize, is a 400.
-        throw new GatewayError(
-          400,
-          ErrorCode.ConnectionClosed,
-          "Bad Request: Mcp-Session-Id header is required (send initialize first).",
-        );
+        throw new HttpError(400, "Bad Request: Mcp-Session-Id header is required (send initialize first).", {
+          rpcCode: ErrorCode.ConnectionClosed,
+        });
       }
       // SECURITY: only an id the Worker minted (`fresh`) starts a session; the Worker also refuses an
       // initialize that names an id (boundary.ts), so a client can neither choose one nor revive a deleted one.
@@ -149,9 +136,9 @@ export class McpSession extends DurableObject<SessionEnv> {
         const rebuilt = await this.#build(info, "streamable");
         if (!(rebuilt instanceof WebStandardStreamableHTTPServerTransport)) throw sessionNotFound();
         this.#transport = rebuilt;
-        await this.#replayInitialize(rebuilt, this.#meta, ctx);
+        await replayInitialize(rebuilt, this.#meta, ctx);
         // The record may predate this object's eviction or be missing; the session is alive, so it is rewritten.
-        await this.#record(this.#meta);
+        await recordSessionMeta(this.#db, this.#meta);
       } else {
         throw sessionNotFound();
       }
@@ -160,11 +147,9 @@ export class McpSession extends DurableObject<SessionEnv> {
     if (Array.isArray(body)) {
       const version = negotiatedVersion(this.#meta?.initialize.protocolVersion);
       if (!batchesAllowed(version)) {
-        throw new GatewayError(
-          400,
-          ErrorCode.InvalidRequest,
-          `JSON-RPC batches are not part of MCP ${version}; send one message per request.`,
-        );
+        throw new HttpError(400, `JSON-RPC batches are not part of MCP ${version}; send one message per request.`, {
+          rpcCode: ErrorCode.InvalidRequest,
+        });
       }
     }
     const refused = streamableTransportAccepts(request) ? await this.#refuseInvalid(body, ctx) : null;
@@ -225,7 +210,7 @@ export class McpSession extends DurableObject<SessionEnv> {
       await backends().connection(target.server);
       return null;
     } catch (error) {
-      if (!(error instanceof GatewayError)) throw error;
+      if (!(error instanceof HttpError)) throw error;
       // The call is not sent, but it is still one decision and one row. A call the policy refuses, one this
       // client's capabilities cannot use, and one over the caller's rate limit are left to the handler,
       // which refuses them without the bridge (and audits the refusal) as on every other path.
@@ -240,7 +225,7 @@ export class McpSession extends DurableObject<SessionEnv> {
         );
       } catch (auditError) {
         if (auditError instanceof RpcError) {
-          return jsonRpcErrorResponse(new GatewayError(503, auditError.code, auditError.message), request.id);
+          return jsonRpcErrorResponse(new HttpError(503, auditError.message, { rpcCode: auditError.code }), request.id);
         }
         throw auditError;
       }
@@ -268,7 +253,9 @@ export class McpSession extends DurableObject<SessionEnv> {
     if (!(transport instanceof WebSseServerTransport) || !transport.isOpen) throw sessionNotFound();
     const body = await readJsonBody(request);
     if (Array.isArray(body))
-      throw new GatewayError(400, ErrorCode.InvalidRequest, "The HTTP+SSE transport takes one message per request.");
+      throw new HttpError(400, "The HTTP+SSE transport takes one message per request.", {
+        rpcCode: ErrorCode.InvalidRequest,
+      });
     const refused = await this.#refuseInvalid(body, ctx);
     if (refused?.status === 400) {
       return new Response(JSON.stringify(refusalMessage(refused)), {
@@ -284,7 +271,7 @@ export class McpSession extends DurableObject<SessionEnv> {
     try {
       transport.handleMessages(body, { authInfo: authInfoFor(ctx, "") });
     } catch {
-      throw new GatewayError(400, ErrorCode.InvalidRequest, "The body is not a JSON-RPC message.");
+      throw new HttpError(400, "The body is not a JSON-RPC message.", { rpcCode: ErrorCode.InvalidRequest });
     }
     return new Response("Accepted", { status: 202 });
   }
@@ -313,7 +300,16 @@ export class McpSession extends DurableObject<SessionEnv> {
       jsonSchemaValidator: passThroughValidator,
     });
     const backends = () => {
-      this.#backends ??= new Backends(fetchBridge, server.getClientCapabilities(), this.#hooks(server, info));
+      this.#backends ??= new Backends(
+        fetchBridge,
+        server.getClientCapabilities(),
+        relayHooks(server, {
+          inFlight: this.#inFlight,
+          db: this.#db,
+          key: { principal: info.caller.principal, sessionId: info.sessionId },
+          recordsBackends: () => this.#meta?.kind === "streamable",
+        }),
+      );
       return this.#backends;
     };
     this.#backendsOf = backends;
@@ -361,76 +357,11 @@ export class McpSession extends DurableObject<SessionEnv> {
     return transport;
   }
 
-  /** Relays what backend servers send on their own initiative to this session's client. */
-  #hooks(server: Server, info: InternalInfo): BackendHooks {
-    const related = (s: ServerId) => {
-      const ids = this.#inFlight.get(s) ?? [];
-      return ids.length > 0 ? { relatedRequestId: ids[ids.length - 1] } : {};
-    };
-    const quiet = (p: Promise<unknown>) => void p.catch(() => {});
-    const key = { principal: info.caller.principal, sessionId: info.sessionId };
-    return {
-      opened: async (s, bridgeSessionId, protocolVersion) => {
-        // Streamable sessions only: the Worker sends direct calls for those alone.
-        if (this.#meta?.kind !== "streamable") return;
-        await recordBackend(this.#db, key, s, bridgeSessionId, protocolVersion).catch((error: unknown) =>
-          console.error(JSON.stringify({ event: "session_record_failed", server: s, error: String(error) })),
-        );
-      },
-      toolsChanged: () => quiet(server.sendToolListChanged()),
-      resourcesChanged: () => quiet(server.sendResourceListChanged()),
-      promptsChanged: () => quiet(server.sendPromptListChanged()),
-      resourceUpdated: (s, uri) => quiet(server.sendResourceUpdated({ uri: qualifyUri(s, uri) })),
-      log: (s, params) =>
-        quiet(server.sendLoggingMessage({ ...params, logger: params.logger ? `${s}/${params.logger}` : s })),
-      sampling: (s, params, signal) => server.createMessage(params, { signal, ...related(s) }),
-      elicitation: (s, params, signal) =>
-        server.elicitInput(params as Parameters<Server["elicitInput"]>[0], { signal, ...related(s) }),
-      roots: (s, signal) => server.listRoots(undefined, { signal, ...related(s) }),
-    };
-  }
-
-  /** Brings a rebuilt transport to the initialized state by replaying the client's own initialize. */
-  async #replayInitialize(transport: WebStandardStreamableHTTPServerTransport, meta: SessionMeta, ctx: RequestContext) {
-    const version = negotiatedVersion(meta.initialize.protocolVersion);
-    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const init = await transport.handleRequest(
-      new Request("http://session/mcp", { method: "POST", headers, body: "{}" }),
-      {
-        parsedBody: { jsonrpc: "2.0", id: "hatago-restore", method: "initialize", params: meta.initialize },
-        authInfo: authInfoFor(ctx, ""),
-      },
-    );
-    await init.text();
-    const done = await transport.handleRequest(
-      new Request("http://session/mcp", {
-        method: "POST",
-        headers: { ...headers, "mcp-session-id": meta.sessionId, "mcp-protocol-version": version },
-        body: "{}",
-      }),
-      { parsedBody: { jsonrpc: "2.0", method: "notifications/initialized" }, authInfo: authInfoFor(ctx, "") },
-    );
-    await done.text();
-  }
-
   async #remember(meta: SessionMeta): Promise<void> {
     this.#meta = meta;
     await this.ctx.storage.put("meta", meta);
     await this.ctx.storage.setAlarm(meta.createdAtMs + SESSION_MAX_AGE_MS);
-    await this.#record(meta);
-  }
-
-  /**
-   * Records the session in D1: the Worker reads Streamable HTTP records for direct tool calls, and a block
-   * finds the sessions to close by them. Best effort: without the record every call takes the session
-   * path (slower, otherwise the same), and a blocked caller's stream ends at its next request instead.
-   */
-  async #record(meta: SessionMeta): Promise<void> {
-    const key = { principal: meta.principal, sessionId: meta.sessionId };
-    const direct = meta.kind === "streamable" && directCallsAllowed(meta.initialize.capabilities);
-    await recordSession(this.#db, key, meta.createdAtMs, direct, meta.subjects ?? [meta.principal]).catch(
-      (error: unknown) => console.error(JSON.stringify({ event: "session_record_failed", error: String(error) })),
-    );
+    await recordSessionMeta(this.#db, meta);
   }
 
   /** Ends the session: its D1 records, backend sessions closed, state deleted. Later requests get 404. */
@@ -467,17 +398,15 @@ export class McpSession extends DurableObject<SessionEnv> {
 /** The Worker refuses every request while the configuration is invalid, so this only fails on a bug. */
 function gatewaySettingsOf(env: SessionEnv): GatewaySettings {
   const parsed = parseConfig(env);
-  if (!parsed.ok) throw new GatewayError(503, ErrorCode.InternalError, "The gateway is not configured correctly.");
+  if (!parsed.ok)
+    throw new HttpError(503, "The gateway is not configured correctly.", { rpcCode: ErrorCode.InternalError });
   return parsed.config.gateway;
 }
 
-function sessionNotFound(): GatewayError {
-  return new GatewayError(404, ErrorCode.ConnectionClosed, "Session not found: start a new session with initialize.");
-}
-
-/** The version the SDK server negotiated: the client's if we support it, else our latest. */
-function negotiatedVersion(requested: string | undefined): string {
-  return requested && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+function sessionNotFound(): HttpError {
+  return new HttpError(404, "Session not found: start a new session with initialize.", {
+    rpcCode: ErrorCode.ConnectionClosed,
+  });
 }
 
 /** Whether a JSON-RPC body (one message or a batch) holds a request: a message with both a method and an id. */
