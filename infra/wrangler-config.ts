@@ -15,8 +15,12 @@ import { MIGRATIONS_DIR } from "./source-hash.ts";
  */
 
 export const COMPATIBILITY_DATE = "2026-11-01";
-/** `global_fetch_strictly_public`: the Worker's fetch() cannot reach Cloudflare-internal or private hosts. */
-export const COMPATIBILITY_FLAGS = ["nodejs_compat", "global_fetch_strictly_public"] as const;
+/**
+ * `global_fetch_strictly_public`: the Worker's fetch() cannot reach Cloudflare-internal or private hosts.
+ * `enable_request_signal`: `request.signal` aborts when the client disconnects (a modern call or a listen
+ * then stops toward the bridge at once).
+ */
+export const COMPATIBILITY_FLAGS = ["nodejs_compat", "global_fetch_strictly_public", "enable_request_signal"] as const;
 export const WORKER_MAIN = "worker/index.ts";
 
 /**

@@ -179,9 +179,9 @@ describe("listen relays the change notifications of the servers the caller may u
     expect(frank.heard).toEqual([]);
     expect(carol.heard.some(([m]) => m === "notifications/tools/list_changed")).toBe(false);
 
-    // Closing the client's streams ends the gateway's streams toward the bridge. Without `enable_request_signal`
-    // workerd tells the Worker only when a write fails: through `wrangler dev`'s proxy that is the second
-    // keep-alive after the close (measured here: ~28 s), so within two keep-alives and a margin.
+    // Closing the client's streams ends the gateway's streams toward the bridge: when request.signal aborts
+    // (enable_request_signal), or at the latest when a write fails: through `wrangler dev`'s proxy, before the
+    // flag, that was the second keep-alive after the close (~28 s), so within two keep-alives and a margin.
     await Promise.all(subs.map((sub) => sub.close()));
     for (const sub of subs) expect(await sub.closed).toBe("local");
     await expect.poll(() => listening("everything"), { timeout: 2 * LISTEN_KEEPALIVE_MS + 10_000 }).toBe(0);

@@ -120,7 +120,7 @@ describe("generated wrangler config: what the Worker needs", () => {
     expect(generated()).toMatchObject({
       main: "worker/index.ts",
       compatibility_date: "2026-11-01",
-      compatibility_flags: ["nodejs_compat", "global_fetch_strictly_public"],
+      compatibility_flags: ["nodejs_compat", "global_fetch_strictly_public", "enable_request_signal"],
     });
   });
 

@@ -51,10 +51,11 @@ export const LISTEN_RECHECK_MS = 30_000;
 export const LISTEN_MAX_MS = 15 * 60_000;
 /**
  * A keep-alive comment this often (streamable-http: encouraged for listen streams; proxies cut idle ones; the
- * reference SDK's own interval). It also bounds how long a stream its client left is kept: without the
- * `enable_request_signal` flag (not set here) workerd tells a Worker its client is gone only when a write
- * fails, so the listen and its streams toward the bridge end at a keep-alive (locally, through `wrangler
- * dev`'s proxy, the second one after the close: test/e2e/modern-listen.test.ts).
+ * reference SDK's own interval). It also bounds how long a stream its client left is kept: `request.signal`
+ * aborts when the client goes (the `enable_request_signal` flag, wrangler.jsonc), and where that does not
+ * arrive a failed write tells the Worker, so the listen and its streams toward the bridge end at a
+ * keep-alive at the latest (locally, before the flag, the second one after the close:
+ * test/e2e/modern-listen.test.ts).
  */
 export const LISTEN_KEEPALIVE_MS = 15_000;
 
