@@ -9,6 +9,8 @@ export const PORTS = {
   supergateway: { everything: 18610, memory: 18611 },
   mcpProxy: { everything: 18620, memory: 18621 },
   gateway: { worker: 18630, bridge: 18631, inspector: 18632 },
+  /** The same local product, reached by the MCP 2026-07-28 client (bench/targets/gateway-modern.ts). */
+  gatewayModern: { worker: 18670, bridge: 18671, inspector: 18672 },
   /** The second local stack, with the metered Worker entry, for the cost count. */
   metered: { worker: 18640, bridge: 18641, inspector: 18642 },
   /** bench/profile/worker.ts */

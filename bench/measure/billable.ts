@@ -45,9 +45,13 @@ async function meter(target: GatewayTarget, method: "GET" | "POST"): Promise<Tal
   return Tallies.parse(await res.json());
 }
 
-export async function countBillable(target: GatewayTarget, calls: number): Promise<BillablePhase[]> {
-  const phases: BillablePhase[] = [];
-  const phase = async <T>(name: string, per: number, run: () => Promise<T>): Promise<T> => {
+/** The sequential echo phases: the per-call cost of each path (bench/report/goals.ts reads them by name). */
+export const ECHO_PHASE = "tools/call everything__echo";
+export const MODERN_ECHO_PHASE = "modern: tools/call everything__echo";
+
+/** Runs `run` as one counted phase of `target`'s metered stack, appending it to `phases`. */
+function phaseOf(target: GatewayTarget, phases: BillablePhase[]) {
+  return async <T>(name: string, per: number, run: () => Promise<T>): Promise<T> => {
     await meter(target, "POST");
     const cpuBefore = treeCpuByProcess(target.servingRoots());
     const value = await run();
@@ -59,10 +63,15 @@ export async function countBillable(target: GatewayTarget, calls: number): Promi
     phases.push({ phase: name, per, tallies, cpuByRole: cpuDelta(cpuBefore, cpuAfter, per, port) });
     return value;
   };
+}
+
+export async function countBillable(target: GatewayTarget, calls: number): Promise<BillablePhase[]> {
+  const phases: BillablePhase[] = [];
+  const phase = phaseOf(target, phases);
   const session: Session = await phase("initialize (new session)", 1, () => target.connect("everything", ""));
   try {
     await phase("tools/list (opens the backend sessions)", 1, () => session.client.listTools());
-    await phase("tools/call everything__echo", calls, async () => {
+    await phase(ECHO_PHASE, calls, async () => {
       for (let i = 0; i < calls; i++) await echo(target, session, uniqueMessage(`b${i}`));
     });
     await phase("tools/call memory__read_graph", calls, async () => {
@@ -87,6 +96,40 @@ export async function countBillable(target: GatewayTarget, calls: number): Promi
     await new Promise((r) => setTimeout(r, SETTLE_MS));
   } finally {
     await phase("DELETE (end the session)", 1, () => session.close());
+  }
+  return phases;
+}
+
+/**
+ * The same calls from the 2026-07-28 client (`target`: modern clients of the same metered stack,
+ * bench/targets/gateway-modern.ts). Stateless: no session to open or end, each request stands alone.
+ */
+export async function countModernBillable(target: GatewayTarget, calls: number): Promise<BillablePhase[]> {
+  const phases: BillablePhase[] = [];
+  const phase = phaseOf(target, phases);
+  const client: Session = await phase("modern: connect (server/discover)", 1, () => target.connect("everything", ""));
+  try {
+    await phase("modern: tools/list", 1, () => client.client.listTools());
+    await phase(MODERN_ECHO_PHASE, calls, async () => {
+      for (let i = 0; i < calls; i++) await echo(target, client, uniqueMessage(`m${i}`));
+    });
+    await phase("modern: tools/call memory__read_graph", calls, async () => {
+      for (let i = 0; i < calls; i++) await readGraph(target, client);
+    });
+    const others = await Promise.all(Array.from({ length: 4 }, () => target.connect("everything", "")));
+    const each = Math.ceil(calls / 16);
+    await phase("modern: tools/call everything__echo, 4 clients × 4 in flight", 16 * each, async () => {
+      await Promise.all(
+        others.flatMap((s, i) =>
+          Array.from({ length: 4 }, async (_, w) => {
+            for (let c = 0; c < each; c++) await echo(target, s, uniqueMessage(`mc${i}.${w}.${c}`));
+          }),
+        ),
+      );
+    });
+    await Promise.all(others.map((s) => s.close()));
+  } finally {
+    await client.close();
   }
   return phases;
 }

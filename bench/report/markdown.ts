@@ -1,3 +1,4 @@
+import { ECHO_PHASE, MODERN_ECHO_PHASE } from "../measure/billable.ts";
 import type { Results } from "../results.ts";
 import { billableTable, cpuByRoleTable, localTimeTable } from "./billable.ts";
 import { table } from "./format.ts";
@@ -7,7 +8,8 @@ import { concurrencyTable, memoryTable, payloadTable, roundsTable, sequentialTab
 /** The generated part of RESULTS.md (between the markers), or what `--quick` prints. */
 export function renderResults(results: Results): string {
   const { machine: m, plan } = results;
-  const echoPhase = results.billable?.find((p) => p.phase === "tools/call everything__echo");
+  const echoPhase = results.billable?.find((p) => p.phase === ECHO_PHASE);
+  const modernEchoPhase = results.billable?.find((p) => p.phase === MODERN_ECHO_PHASE);
   const sections = [
     `Run: \`npm run bench${plan.mode === "quick" ? " -- --quick" : ""}\`, ${plan.rounds} round(s), targets interleaved (odd rounds in reverse order), ${(results.durationMs / 60_000).toFixed(1)} min.`,
     "",
@@ -73,6 +75,16 @@ export function renderResults(results: Results): string {
           "CPU of each process of the local stack per call (same phase; the client is not included):",
           "",
           echoPhase ? cpuByRoleTable(echoPhase) : "",
+          ...(modernEchoPhase
+            ? [
+                "",
+                "The same for a modern (2026-07-28) client's call (its sequential echo phase):",
+                "",
+                localTimeTable(modernEchoPhase),
+                "",
+                cpuByRoleTable(modernEchoPhase),
+              ]
+            : []),
         ].join("\n")
       : `Not counted in this run${results.billableError ? `: ${results.billableError}` : ""}.`,
   ];

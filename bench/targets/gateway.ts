@@ -25,6 +25,28 @@ export interface GatewayTarget extends Target {
   readonly stack: LocalStack;
 }
 
+export interface GatewayOptions {
+  readonly workerEntry?: string;
+  readonly log?: (source: string, line: string) => void;
+}
+
+/** The whole local product as `npm start` runs it (shared by the `gateway` and `gateway-modern` targets). */
+export function startGatewayStack(
+  ports: GatewayPorts,
+  stateDir: string,
+  options: GatewayOptions = {},
+): Promise<LocalStack> {
+  return startLocalStack({
+    host: "127.0.0.1",
+    port: ports.worker,
+    bridgePort: ports.bridge,
+    inspectorPort: ports.inspector,
+    stateDir,
+    log: options.log ?? (() => {}),
+    ...(options.workerEntry ? { workerEntry: options.workerEntry } : {}),
+  });
+}
+
 /**
  * The whole local product as `npm start` runs it: D1 migrated and seeded with the dev policy, the bridge,
  * and the Worker in workerd (wrangler dev). Sessions carry a real OAuth access token (mock login as
@@ -34,17 +56,9 @@ export interface GatewayTarget extends Target {
 export async function gatewayTarget(
   ports: GatewayPorts,
   stateDir: string,
-  options: { workerEntry?: string; log?: (source: string, line: string) => void } = {},
+  options: GatewayOptions = {},
 ): Promise<GatewayTarget> {
-  const stack = await startLocalStack({
-    host: "127.0.0.1",
-    port: ports.worker,
-    bridgePort: ports.bridge,
-    inspectorPort: ports.inspector,
-    stateDir,
-    log: options.log ?? (() => {}),
-    ...(options.workerEntry ? { workerEntry: options.workerEntry } : {}),
-  });
+  const stack = await startGatewayStack(ports, stateDir, options);
   const provider = new DemoOAuthProvider("alice", "hatago bench");
   const transport = () =>
     new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {

@@ -5,7 +5,7 @@ import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/cl
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-export const TARGET_NAMES = ["direct", "bridge", "gateway", "supergateway", "mcp-proxy"] as const;
+export const TARGET_NAMES = ["direct", "bridge", "gateway", "gateway-modern", "supergateway", "mcp-proxy"] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 /** The peers our bridge is compared with ("best peer" is the better of these, per metric). */
 export const PEERS: readonly TargetName[] = ["supergateway", "mcp-proxy"];
@@ -14,9 +14,25 @@ export const PEERS: readonly TargetName[] = ["supergateway", "mcp-proxy"];
 export type ServerName = "everything" | "memory";
 export const SERVERS: readonly ServerName[] = ["everything", "memory"];
 
-/** One MCP session, open until `close()` (which also ends the session on the server where there is one). */
+/**
+ * What the scenarios ask of a session's client. The SDK 1.32 `Client` is one as it is; the 2026-07-28 client
+ * (@modelcontextprotocol/client 2.4) is adapted to it (gateway-modern.ts), errors included.
+ */
+export interface BenchClient {
+  callTool(
+    params: { readonly name: string; readonly arguments?: Record<string, unknown> },
+    resultSchema?: undefined,
+    options?: { readonly timeout?: number },
+  ): Promise<unknown>;
+  listTools(): Promise<unknown>;
+}
+
+/**
+ * One MCP session, open until `close()` (which also ends the session on the server where there is one). On
+ * the stateless modern path a "session" is one client: the server keeps nothing of it.
+ */
 export interface Session {
-  readonly client: Client;
+  readonly client: BenchClient;
   close(): Promise<void>;
 }
 
