@@ -7,16 +7,20 @@
 // Checks every audit stream's hash chain against its anchors (worker/audit/verify.ts, the verifier the
 // console runs too) and names, per stream, the first row that was edited, deleted, inserted or reordered.
 // Exit status: 0 intact, 1 tampering found, 2 could not check.
+//
+// A local D1 is read straight from its SQLite file, read-only, in one read transaction (scripts/lib/local-d1.ts),
+// so the stack may keep running and shipping while this checks one moment of it; a remote one through wrangler.
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describeProblem, type SqlReader, verifyAuditChains } from "../worker/audit/verify.ts";
+import { describeProblem, type SqlReader, type VerifyReport, verifyAuditChains } from "../worker/audit/verify.ts";
+import { readLocalD1 } from "./lib/local-d1.ts";
 import { WRANGLER_OFFLINE_ENV } from "./lib/local-stack.ts";
 import { REPO_ROOT } from "./lib/server-tools.ts";
 
 const run = promisify(execFile);
 
-/** Rows per wrangler query: each query starts wrangler (a second or two), so pages are large. */
+/** Rows per query: each remote query starts wrangler (a second or two), so pages are large. */
 const PAGE_ROWS = 5_000;
 
 function fail(message: string): never {
@@ -24,10 +28,9 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-interface Target {
-  readonly args: readonly string[];
-  readonly label: string;
-}
+type Target =
+  | { readonly kind: "remote"; readonly args: readonly string[]; readonly label: string }
+  | { readonly kind: "local"; readonly persistTo: string; readonly label: string };
 
 function targetFrom(argv: readonly string[]): Target {
   const value = (flag: string): string | undefined => {
@@ -46,6 +49,7 @@ function targetFrom(argv: readonly string[]): Target {
     const database = value("--database") ?? fail("--remote needs --database <the D1 database's name>");
     const config = value("--config");
     return {
+      kind: "remote",
       args: [database, "--remote", ...(config ? ["--config", config] : [])],
       label: `remote D1 ${database}`,
     };
@@ -54,7 +58,7 @@ function targetFrom(argv: readonly string[]): Target {
     value("--persist-to") ??
       path.join(process.env.HATAGO_STATE_DIR?.trim() || path.join(REPO_ROOT, ".hatago"), "wrangler"),
   );
-  return { args: ["DB", "--local", "--persist-to", persistTo], label: `local D1 in ${persistTo}` };
+  return { kind: "local", persistTo, label: `local D1 in ${persistTo}` };
 }
 
 /** A literal for wrangler's --command, which takes no bound parameters: numbers as written, text quoted. */
@@ -76,7 +80,7 @@ function inline(sql: string, params: readonly (string | number)[]): string {
   return text.replace(/\s+/g, " ");
 }
 
-function wranglerReader(target: Target): SqlReader {
+function wranglerReader(args: readonly string[]): SqlReader {
   return {
     async all<T>(sql: string, params: readonly (string | number)[]): Promise<T[]> {
       const { stdout } = await run(
@@ -85,7 +89,7 @@ function wranglerReader(target: Target): SqlReader {
           path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
           "d1",
           "execute",
-          ...target.args,
+          ...args,
           "--json",
           "--command",
           inline(sql, params),
@@ -99,9 +103,12 @@ function wranglerReader(target: Target): SqlReader {
 }
 
 const target = targetFrom(process.argv.slice(2));
-let report: Awaited<ReturnType<typeof verifyAuditChains>>;
+let report: VerifyReport;
 try {
-  report = await verifyAuditChains(wranglerReader(target), { pageRows: PAGE_ROWS });
+  report =
+    target.kind === "local"
+      ? await readLocalD1(target.persistTo, (db) => verifyAuditChains(db, { pageRows: PAGE_ROWS }))
+      : await verifyAuditChains(wranglerReader(target.args), { pageRows: PAGE_ROWS });
 } catch (error) {
   const detail = error instanceof Error ? ((error as { stderr?: string }).stderr ?? error.message) : String(error);
   fail(`could not read the ${target.label}: ${detail.trim()}`);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalStack } from "../../scripts/lib/local-stack.ts";
 import { REPO_ROOT } from "../../scripts/lib/server-tools.ts";
 import { chainHash, HASHED_COLUMNS } from "../../worker/audit/chain.ts";
-import { d1Execute, d1Query, d1QueryUntil } from "./helpers/d1.ts";
+import { d1Execute, d1Query, d1QuerySettled, d1QueryUntil } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import type { DemoPerson } from "./helpers/oauth-flow.ts";
 import { startStackIn, tempStateDir } from "./helpers/test-stack.ts";
@@ -74,8 +74,10 @@ async function costOf(run: () => Promise<unknown>) {
 
 const echo = (c: Connected, message: string) => c.client.callTool({ name: "everything__echo", arguments: { message } });
 
-const countOf = async (principal: string) =>
-  Number((await d1Query(state.dir, `SELECT count(*) AS n FROM audit_log WHERE principal = '${principal}'`))[0]?.n);
+const countSql = (principal: string) => `SELECT count(*) AS n FROM audit_log WHERE principal = '${principal}'`;
+const countOf = async (principal: string) => Number((await d1Query(state.dir, countSql(principal)))[0]?.n);
+const settledCountOf = async (principal: string) =>
+  Number((await d1QuerySettled(state.dir, countSql(principal)))[0]?.n);
 
 beforeAll(async () => {
   state = await tempStateDir("audit-ledger");
@@ -116,9 +118,8 @@ describe("crash between the durable write and the shipment: every row reaches D1
   it("D1 refuses audit rows, the calls are answered anyway, the stack is stopped and started again; then D1 accepts", async () => {
     const erin = await open("erin");
     await echo(erin, "warm");
-    // Every row so far in D1 first (two equal counts in a row), then count from there.
-    let before = await countOf("mock:erin");
-    for (let again = await countOf("mock:erin"); again !== before; again = await countOf("mock:erin")) before = again;
+    // Every row so far in D1 first (the count settled), then count from there.
+    const before = await settledCountOf("mock:erin");
     await d1Execute(
       state.dir,
       "CREATE TRIGGER e2e_audit_offline BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit offline'); END",

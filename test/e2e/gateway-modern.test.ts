@@ -7,7 +7,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_CLIENT_CAPABILITIES } from "../../policies/client-capabilities.ts";
 import { listServerTools } from "../../scripts/lib/server-tools.ts";
-import { d1Query } from "./helpers/d1.ts";
+import { d1Query, d1QuerySettled, d1QueryUntil } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import { DemoOAuthProvider, type DemoPerson } from "./helpers/oauth-flow.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
@@ -125,18 +125,17 @@ describe("a modern client (SDK 2.4) and a legacy client (SDK 1.32) on the same /
 
   it("a modern tools/call is one decision and one audit row, with no session id", async () => {
     const modern = await connectModern("erin");
-    const count = async () =>
-      Number(
-        (await d1Query(stack.stateDir, "SELECT COUNT(*) AS n FROM audit_log WHERE principal = 'mock:erin'"))[0]?.n,
-      );
-    const before = await count();
+    const countSql = "SELECT COUNT(*) AS n FROM audit_log WHERE principal = 'mock:erin'";
+    const count = (rows: Row[]) => Number(rows[0]?.n);
+    const before = count(await d1QuerySettled(stack.stateDir, countSql));
     await modern.client.callTool({ name: "everything__echo", arguments: { message: "row" } });
-    await new Promise((r) => setTimeout(r, 300));
+    // Every row of the call in D1 (the count grew, then held still), before counting them.
+    const after = count(await d1QuerySettled(stack.stateDir, countSql, (r) => count(r) > before));
     const rows = await d1Query(
       stack.stateDir,
       "SELECT session_id, outcome FROM audit_log WHERE principal = 'mock:erin' ORDER BY id DESC LIMIT 1",
     );
-    expect((await count()) - before).toBe(1);
+    expect(after - before).toBe(1);
     expect(rows[0]).toMatchObject({ session_id: null, outcome: "ok" });
   });
 });
@@ -197,11 +196,12 @@ describe("a client sees what it can use, in both eras (modern: the request's _me
 
   it("a modern call of a tool the request's capabilities cannot use is audited as a denial", async () => {
     const modern = await connectModern("bob");
+    const since = await lastRowId("mock:bob");
     await modernCallError(modern.client, "everything__get-roots-list", {});
-    await new Promise((r) => setTimeout(r, 300));
-    const rows = await d1Query(
+    const rows = await d1QueryUntil(
       stack.stateDir,
-      "SELECT tool, decision, reason, session_id FROM audit_log WHERE principal = 'mock:bob' ORDER BY id DESC LIMIT 1",
+      `SELECT tool, decision, reason, session_id FROM audit_log WHERE principal = 'mock:bob' AND id > ${since} ORDER BY id DESC LIMIT 1`,
+      (r) => r.length > 0,
     );
     expect(rows[0]).toMatchObject({
       tool: "get-roots-list",
@@ -252,11 +252,12 @@ describe("modern resources, prompts and completion: the same answers, decision a
   it("a modern read is one decision and one audit row, with no session id; a refused one reads as missing", async () => {
     const carol = await connectModern("carol");
     const uri = (await carol.client.listResources()).resources[0]?.uri ?? "";
+    const since = await lastRowId("mock:carol");
     await carol.client.readResource({ uri });
-    await new Promise((r) => setTimeout(r, 300));
-    const rows = await d1Query(
+    const rows = await d1QueryUntil(
       stack.stateDir,
-      "SELECT action, decision, outcome, session_id FROM audit_log WHERE principal = 'mock:carol' ORDER BY id DESC LIMIT 1",
+      `SELECT action, decision, outcome, session_id FROM audit_log WHERE principal = 'mock:carol' AND id > ${since} ORDER BY id DESC LIMIT 1`,
+      (r) => r.length > 0,
     );
     expect(rows[0]).toMatchObject({ action: "resources/read", decision: "allow", outcome: "ok", session_id: null });
 
@@ -270,9 +271,9 @@ describe("modern resources, prompts and completion: the same answers, decision a
 type Row = Record<string, unknown>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The highest audit row id of a principal so far (rows after it are the next requests'). */
+/** The highest audit row id of a principal so far, every earlier answer's row in (rows after it are the next requests'). */
 async function lastRowId(principal: string): Promise<number> {
-  const rows = await d1Query(
+  const rows = await d1QuerySettled(
     stack.stateDir,
     `SELECT COALESCE(MAX(id), 0) AS n FROM audit_log WHERE principal = '${principal}'`,
   );
@@ -280,16 +281,12 @@ async function lastRowId(principal: string): Promise<number> {
 }
 
 /** The principal's rows after `afterId`, once `expected` of them are in D1 (the audit log ships them there). */
-async function rowsAfter(principal: string, afterId: number, expected: number): Promise<Row[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const rows = await d1Query(
-      stack.stateDir,
-      `SELECT tool, decision, reason, outcome, session_id FROM audit_log WHERE principal = '${principal}' AND id > ${afterId} ORDER BY id`,
-    );
-    if (rows.length >= expected || Date.now() > deadline) return rows;
-    await sleep(300);
-  }
+function rowsAfter(principal: string, afterId: number, expected: number): Promise<Row[]> {
+  return d1QueryUntil(
+    stack.stateDir,
+    `SELECT tool, decision, reason, outcome, session_id FROM audit_log WHERE principal = '${principal}' AND id > ${afterId} ORDER BY id`,
+    (rows) => rows.length >= expected,
+  );
 }
 
 /** Bob's client, able to answer what its capabilities say, recording what it was asked. */
@@ -482,7 +479,7 @@ describe("hostile: a waiting call is continued by its caller alone, with its own
       requestState: first.requestState,
     } as Parameters<ModernClient["callTool"]>[0]);
 
-  // Each test answers within the bridge's call timeout: slow checks (D1 through wrangler) come after.
+  // Each test answers within the bridge's call timeout: slow checks (D1 reads that wait for rows) come after.
   it("alice presenting bob's requestState is refused and learns nothing; bob's own retry still completes", async () => {
     const alice = await connectModern("alice", { elicitation: { form: {} } });
     const since = await lastRowId("mock:alice");
@@ -529,8 +526,13 @@ describe("hostile: a waiting call is continued by its caller alone, with its own
   it(`a retry after the bridge's call timeout (${CALL_TIMEOUT_MS} ms): the child was answered and the call is gone`, async () => {
     const { bob, first, key } = await bobWaiting();
     const seen = stack.output.length;
-    await sleep(CALL_TIMEOUT_MS + 1_000);
-    expect(stack.output.slice(seen).some((l) => l.includes('"event":"modern.input_timed_out"'))).toBe(true);
+    // Until the bridge gave up on the call (it logs that as it drops the call), not a fixed wait.
+    await expect
+      .poll(() => stack.output.slice(seen).some((l) => l.includes('"event":"modern.input_timed_out"')), {
+        timeout: CALL_TIMEOUT_MS + 5_000,
+        interval: 100,
+      })
+      .toBe(true);
     const since = await lastRowId("mock:bob");
     await expect(retryAs(bob.client, first, key, "too late")).rejects.toThrow(/no longer waiting/);
     expect(await rowsAfter("mock:bob", since, 1)).toEqual([

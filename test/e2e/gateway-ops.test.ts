@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditLogTable } from "../../worker/db/audit-log.table.ts";
-import { d1Execute, d1Query, d1QueryUntil } from "./helpers/d1.ts";
+import { d1Execute, d1Query, d1QuerySettled, d1QueryUntil } from "./helpers/d1.ts";
 import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
@@ -286,7 +286,7 @@ describe("fail closed", () => {
     // log being down always did (test/workers/audit/no-row-no-result.test.ts).
     const carol = await open("carol");
     const rowsOfCarol = "SELECT id FROM audit_log WHERE principal = 'mock:carol'";
-    const before = (await d1QueryUntil(stack.stateDir, rowsOfCarol, () => true)).length;
+    const before = (await d1QuerySettled(stack.stateDir, rowsOfCarol)).length;
     await d1Execute(
       stack.stateDir,
       "CREATE TRIGGER e2e_audit_offline BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit offline'); END",
@@ -306,7 +306,7 @@ describe("fail closed", () => {
     // row is durable in the caller's ledger before the answer: D1's audit table is only the shipment's target.
     const carol = await open("carol");
     const rowsOfCarol = "SELECT id FROM audit_log WHERE principal = 'mock:carol'";
-    const before = (await d1QueryUntil(stack.stateDir, rowsOfCarol, () => true)).length;
+    const before = (await d1QuerySettled(stack.stateDir, rowsOfCarol)).length;
     await d1Execute(stack.stateDir, "ALTER TABLE audit_log RENAME TO audit_log_offline");
     try {
       expect(await callError(carol.client, "everything__echo", { message: "x" })).toBeNull();

@@ -169,7 +169,7 @@ describe("listen relays the change notifications of the servers the caller may u
             stack.stateDir,
             "SELECT tool, decision, reason FROM audit_log WHERE principal = 'mock:erin' AND action = 'resources/subscribe'",
           ),
-        { timeout: 15_000, interval: 1_000 },
+        { timeout: 15_000, interval: 100 },
       )
       .toEqual([{ tool: URI, decision: "deny", reason: "server_not_granted" }]);
 

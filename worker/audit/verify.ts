@@ -52,7 +52,7 @@ export interface VerifyReport {
   readonly truncated: boolean;
 }
 
-/** Reads D1: the script runs SQL through wrangler, the Worker through its binding. */
+/** Reads D1: the script a local D1's file (or wrangler, for a deployed one), the Worker its binding. */
 export interface SqlReader {
   all<T>(sql: string, params: readonly (string | number)[]): Promise<T[]>;
 }

@@ -11,7 +11,7 @@ import { ledgerOf } from "./ledgers.ts";
  * The audit chain verifier (worker/audit/verify.ts) on real chains: rows written by the real ledgers,
  * shipped to the real D1, then tampered with in D1 as someone with write access to it could, in each of
  * the four ways. Each report must name the kind and the first row concerned. `npm run audit:verify` runs
- * the same verifier through wrangler (test/e2e/audit-ledger.test.ts runs the script itself).
+ * the same verifier on the file of a local D1 (test/e2e/audit-ledger.test.ts runs the script itself).
  */
 
 const BOB = "mock:bob";
