@@ -1,5 +1,6 @@
 import type { RequestContext } from "../authz/request-context.ts";
 import { type AuditAction, type AuditDelivery, type AuditResult, SERVER_ACTIONS } from "../db/audit-log.table.ts";
+import { derivedHmacKey } from "../http/derived-key.ts";
 import { auditLine } from "./audit-line.ts";
 import { canonicalJson } from "./canonical.ts";
 import type { AuditContent } from "./chain.ts";
@@ -160,18 +161,6 @@ export async function argsDigest(key: CryptoKey, args: unknown): Promise<string>
 }
 
 /** Derives the audit digest key from a secret (HKDF-SHA-256 with a purpose label). */
-export async function auditKeyFrom(secret: string): Promise<CryptoKey> {
-  const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
-  return crypto.subtle.deriveKey(
-    {
-      name: "HKDF",
-      hash: "SHA-256",
-      salt: new Uint8Array(0),
-      info: new TextEncoder().encode("hatago audit args digest v1"),
-    },
-    base,
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    false,
-    ["sign"],
-  );
+export function auditKeyFrom(secret: string): Promise<CryptoKey> {
+  return derivedHmacKey(secret, "hatago audit args digest v1");
 }

@@ -3,6 +3,7 @@ import { connectionOf, isolationOf, type ServerId } from "../../policies/catalog
 import { type Config, type ConnectConfig, type ConnectProviderConfig, parseConfig } from "../config.ts";
 import { connectionExists } from "../db/connections.repository.ts";
 import type { Database } from "../db/database.ts";
+import { derivedHmacKey } from "../http/derived-key.ts";
 import { base64url } from "../http/random.ts";
 
 /**
@@ -117,23 +118,7 @@ export class ConnectElicitation {
 
   /** One MAC key per sealing key, derived (HKDF) so the sealing key itself never signs anything. */
   #macs(): Promise<CryptoKey[]> {
-    this.#macKeys ??= Promise.all(
-      this.#keys.map(async ({ raw }) => {
-        const base = await crypto.subtle.importKey("raw", new Uint8Array(raw), "HKDF", false, ["deriveKey"]);
-        return crypto.subtle.deriveKey(
-          {
-            name: "HKDF",
-            hash: "SHA-256",
-            salt: new Uint8Array(0),
-            info: new TextEncoder().encode("hatago connect link v1"),
-          },
-          base,
-          { name: "HMAC", hash: "SHA-256", length: 256 },
-          false,
-          ["sign"],
-        );
-      }),
-    );
+    this.#macKeys ??= Promise.all(this.#keys.map(({ raw }) => derivedHmacKey(raw, "hatago connect link v1")));
     return this.#macKeys;
   }
 }

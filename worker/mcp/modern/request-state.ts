@@ -1,5 +1,6 @@
 import type { ServerId } from "../../../policies/catalog.ts";
 import { canonicalJson } from "../../audit/canonical.ts";
+import { derivedHmacKey } from "../../http/derived-key.ts";
 
 /**
  * The `requestState` of an InputRequiredResult (MCP 2026-07-28, basic/patterns/mrtr): what the client echoes
@@ -67,20 +68,8 @@ export type OpenedState =
   | { readonly ok: false; readonly reason: "request_state_invalid" | "request_state_expired" };
 
 /** The state key: HKDF-SHA-256 of the bridge secret with a purpose label of its own (not the credential key). */
-export async function requestStateKeyFrom(secret: string): Promise<CryptoKey> {
-  const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "HKDF", false, ["deriveKey"]);
-  return crypto.subtle.deriveKey(
-    {
-      name: "HKDF",
-      hash: "SHA-256",
-      salt: new Uint8Array(0),
-      info: new TextEncoder().encode("hatago mrtr request state v1"),
-    },
-    base,
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    false,
-    ["sign", "verify"],
-  );
+export function requestStateKeyFrom(secret: string): Promise<CryptoKey> {
+  return derivedHmacKey(secret, "hatago mrtr request state v1", ["sign", "verify"]);
 }
 
 /** A digest of what the call is: its server, tool and arguments (canonical JSON, SHA-256, base64url). */
