@@ -12,19 +12,11 @@ import {
 import { BridgeHttpError, badRequest, methodNotAllowed, notFound, unavailable } from "./errors.ts";
 import { ParkedError } from "./handshake.ts";
 import { header, parseBoundedJson, readBody, requireJsonContentType } from "./http.ts";
-import {
-  classify,
-  errorResponse,
-  isJsonObject,
-  type JsonRpcId,
-  paramsOf,
-  RPC_ERROR,
-  resultResponse,
-} from "./jsonrpc.ts";
+import { classify, errorResponse, isJsonObject, paramsOf, RPC_ERROR, resultResponse } from "./jsonrpc.ts";
 import { admitCalls } from "./limits.ts";
 import { ModernCall, ModernPort, pendingCallsOf } from "./modern-call.ts";
 import { parseModern } from "./modern-options.ts";
-import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./port.ts";
+import { type CallSink, SilentPort } from "./port.ts";
 import { SSE_HEADERS } from "./sse.ts";
 
 /**
@@ -111,7 +103,7 @@ export async function handleExecute(ctx: BridgeContext, req: IncomingMessage, re
     mux.call(port, id, method, msg, undefined, call);
     return;
   }
-  const port = new ExecutePort(claims.sub);
+  const port = new SilentPort(claims.sub, "execute");
   const answered = new Promise<string | undefined>((resolve) => {
     const sink: CallSink = { message: () => {}, done: resolve, abandon: () => resolve(undefined) };
     mux.call(port, id, method, msg, undefined, sink);
@@ -163,23 +155,4 @@ function reply(res: ServerResponse, json: string): void {
   if (res.destroyed) return;
   res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(json) });
   res.end(json);
-}
-
-/** A one-request port: no capabilities (server→client requests are refused), nowhere to stream to. */
-class ExecutePort implements Port {
-  readonly principal: string;
-  readonly label = "execute";
-  readonly caps = NO_CLIENT_CAPS;
-  readonly calls = new Map<JsonRpcId, PendingCall>();
-  readonly subscriptions = new Set<string>();
-
-  constructor(principal: string) {
-    this.principal = principal;
-  }
-
-  deliver(): void {}
-
-  acceptsLog(): boolean {
-    return false;
-  }
 }

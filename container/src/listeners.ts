@@ -1,9 +1,9 @@
 import type { ServerId } from "../../policies/catalog.ts";
-import { isJsonObject, type JsonRpcId } from "./jsonrpc.ts";
+import { isJsonObject } from "./jsonrpc.ts";
 import type { ChangeListener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import type { Multiplexer } from "./multiplexer.ts";
-import { type CallSink, NO_CLIENT_CAPS, type PendingCall, type Port } from "./port.ts";
+import { type CallSink, SilentPort } from "./port.ts";
 
 const NONE: ReadonlySet<ChangeListener> = new Set();
 
@@ -97,7 +97,14 @@ export class ListenerRegistry {
         if (failed) this.#log.info("listen.subscription_refused", { child: mux.label, method });
       },
     };
-    mux.call(new ListenPort(principal), id, method, { jsonrpc: "2.0", id, method, params: { uri } }, undefined, sink);
+    mux.call(
+      new SilentPort(principal, "listen"),
+      id,
+      method,
+      { jsonrpc: "2.0", id, method, params: { uri } },
+      undefined,
+      sink,
+    );
   }
 }
 
@@ -113,23 +120,4 @@ function wanted(listeners: ReadonlySet<ChangeListener>, mux: Multiplexer | undef
  */
 function isReady(mux: Multiplexer): boolean {
   return mux.snapshot().phase === "ready";
-}
-
-/** The port of the registry's own requests: no capabilities (a server's request to it is refused), no stream. */
-class ListenPort implements Port {
-  readonly principal: string;
-  readonly label = "listen";
-  readonly caps = NO_CLIENT_CAPS;
-  readonly calls = new Map<JsonRpcId, PendingCall>();
-  readonly subscriptions = new Set<string>();
-
-  constructor(principal: string) {
-    this.principal = principal;
-  }
-
-  deliver(): void {}
-
-  acceptsLog(): boolean {
-    return false;
-  }
 }

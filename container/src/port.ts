@@ -71,3 +71,26 @@ export const LOG_SEVERITY: Readonly<Record<string, number>> = {
   alert: 6,
   emergency: 7,
 };
+
+/**
+ * A port for the bridge's own one-off requests (`/execute`, the listeners' subscribe calls): no client
+ * capabilities (a server's request to it is refused), nowhere to stream to, no log lines.
+ */
+export class SilentPort implements Port {
+  readonly principal: string;
+  readonly label: string;
+  readonly caps = NO_CLIENT_CAPS;
+  readonly calls = new Map<JsonRpcId, PendingCall>();
+  readonly subscriptions = new Set<string>();
+
+  constructor(principal: string, label: string) {
+    this.principal = principal;
+    this.label = label;
+  }
+
+  deliver(): void {}
+
+  acceptsLog(): boolean {
+    return false;
+  }
+}
