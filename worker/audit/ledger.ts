@@ -29,7 +29,7 @@ import { type AuditContent, chainHash, GENESIS_HASH } from "./chain.ts";
  * (call-guards.ts, enforceRateLimit); a call without a rate limit does not ask.
  *
  * Shipment: the alarm. Appending to an empty outbox sets it for now; each run sends at most
- * SHIP_BATCH_ROWS rows and their anchor as one D1 batch (shipment.ts), deletes them from the outbox, and
+ * SHIP_BATCH_ROWS rows and their anchor as one D1 batch (worker/db/audit-shipment.ts), deletes them from the outbox, and
  * sets the alarm again while rows remain. A failed batch is retried after 1 s, 2 s, 4 s … up to 60 s,
  * forever: rows are never dropped. Bound (README "Audit log"): with D1 up, a row reaches D1 one alarm run
  * after its write (the run starts at once; backlog goes SHIP_BATCH_ROWS rows per run); with D1 down, at
