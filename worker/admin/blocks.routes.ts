@@ -2,8 +2,8 @@ import type { Hono } from "hono";
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import { subjectKind } from "../../policies/subjects.ts";
-import { forgetDecisionFacts } from "../authz/decision-cache.ts";
 import type { RequestContext } from "../authz/request-context.ts";
+import { forgetAllReused } from "../authz/reuse-cache.ts";
 import { deleteConnectionsOnBlock } from "../connect/index.ts";
 import {
   type BlockRow,
@@ -130,7 +130,7 @@ export async function blockSubject(
   const known = await subjectIsKnown(db, subject);
   await upsertBlock(db, { subject, reason, blocked_by: admin.caller.principal, blocked_at_ms: now });
   // Holds in this isolate from the next request; elsewhere within the decision cache's bound (1 s).
-  forgetDecisionFacts();
+  forgetAllReused();
   // Recorded before anything else happens: the block holds from the row above, the rest is clean-up.
   await adminAudit(
     env,
@@ -162,7 +162,7 @@ export async function liftBlock(
   subject: string,
 ): Promise<Outcome<{ subject: string; lifted: true }>> {
   const lifted = await deleteBlock(database(env.DB), subject);
-  forgetDecisionFacts();
+  forgetAllReused();
   if (!lifted) {
     await adminAudit(env, admin, {
       action: "admin:unblock",
@@ -210,7 +210,7 @@ export async function revokeSubject(
   // The cut-off stops every token of sign-ins before now, even ones cached elsewhere; the library's
   // grants of a principal are also revoked so their refresh tokens die at once.
   await upsertRevocation(db, { subject, revoked_before_ms: now, reason, revoked_by: admin.caller.principal });
-  forgetDecisionFacts();
+  forgetAllReused();
   await adminAudit(
     env,
     admin,

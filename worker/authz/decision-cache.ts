@@ -1,29 +1,25 @@
 import type { EffectiveGrants } from "../../policies/decide.ts";
 import type { SessionRecord } from "../db/grants.repository.ts";
+import { REUSE_MAX_AGE_MS, type ReadTicket, ReuseCache } from "./reuse-cache.ts";
 import type { Standing } from "./standing.ts";
 
 /**
  * How long the facts a tool call is decided on may be reused in one isolate after they were read: the bound
  * within which a block, a revocation or a policy re-seed takes effect on every isolate (issue 18's goal: 1 s).
  *
- * How the bound holds (bench/RESULTS.md, "Grants without a trip to the primary"):
+ * How the bound holds (bench/RESULTS.md, "Grants without a trip to the primary"; the general rules of reuse
+ * are ReuseCache's, reuse-cache.ts):
  * - An entry is only ever filled from D1's primary: the plain `DB` binding, which D1 serves from the primary
  *   whenever the Sessions API is not used. A read replica lags with no published bound, so no replica answer
  *   is ever kept here.
- * - An entry's age counts from just BEFORE its query was sent (`readAtMs`), so it reflects every write that
- *   committed before that instant. Workers' clock only moves across I/O, so the instant taken is at or
- *   before the real one: an entry can only look older than it is, never younger.
- * - An entry is used while `now - readAtMs < maxAgeMs`, then never again (no stale fallback: a failing D1
- *   read is a 503). So a write committed at T is seen by every decision made after T + maxAgeMs, on every
- *   isolate. (The request's own clock may lag the real one by the CPU time since its last I/O: well under
- *   a millisecond on this path.)
- * - In the isolate that makes a block, revocation or lift, every entry is dropped at once (`forget`), and
- *   so is anything a read started before then would bring back later (`ReadTicket.generation`).
+ * - An entry's age counts from just BEFORE its query was sent, and it is used while younger than the bound,
+ *   then never again (no stale fallback: a failing D1 read is a 503). So a write committed at T is seen by
+ *   every decision made after T + the bound, on every isolate. (The request's own clock may lag the real
+ *   one by the CPU time since its last I/O: well under a millisecond on this path.)
+ * - In the isolate that makes a block, revocation or lift, every entry is dropped at once
+ *   (`forgetAllReused`), and so is anything a read started before then would bring back later.
  */
-export const DECISION_FACTS_MAX_AGE_MS = 1_000;
-
-/** Entries kept per isolate: callers active within the last second; past it, expired and then oldest go. */
-const MAX_ENTRIES = 1_000;
+export const DECISION_FACTS_MAX_AGE_MS = REUSE_MAX_AGE_MS;
 
 /** What one grants query says about a caller (db/grants.repository.ts), with the grants already folded. */
 export interface DecisionFacts {
@@ -36,7 +32,6 @@ export interface DecisionFacts {
 
 interface Entry {
   readonly sessionId: string | null;
-  readonly readAtMs: number;
   readonly facts: DecisionFacts;
 }
 
@@ -50,35 +45,32 @@ const reusedContexts = new WeakSet<object>();
  * the same caller is a miss and replaces the entry.
  */
 export class DecisionCache {
-  readonly #entries = new Map<string, Entry>();
-  /** Counts `forget()`s: a read begun before one may predate the write that caused it. */
-  #generation = 0;
-  readonly maxAgeMs: number;
-  readonly now: () => number;
+  readonly #entries: ReuseCache<Entry>;
 
-  /** `now` is injectable so tests move time instead of sleeping. */
-  constructor(maxAgeMs: number = DECISION_FACTS_MAX_AGE_MS, now: () => number = Date.now) {
-    this.maxAgeMs = maxAgeMs;
-    this.now = now;
+  /** `now` is injectable so tests move time instead of sleeping; `isolateWide`: `forgetAllReused` empties it. */
+  constructor(maxAgeMs: number = DECISION_FACTS_MAX_AGE_MS, now: () => number = Date.now, isolateWide = false) {
+    this.#entries = new ReuseCache<Entry>({ maxAgeMs, now, isolateWide });
+  }
+
+  get maxAgeMs(): number {
+    return this.#entries.maxAgeMs;
+  }
+
+  get now(): () => number {
+    return this.#entries.now;
   }
 
   /** The facts for these subjects (and this session, if one is asked for) if they are young enough. */
   fresh(who: Who, sessionId: string | null): DecisionFacts | null {
-    const key = keyOf(who);
-    const entry = this.#entries.get(key);
+    const entry = this.#entries.fresh(keyOf(who));
     if (!entry) return null;
-    const age = this.now() - entry.readAtMs;
-    if (age < 0 || age >= this.maxAgeMs) {
-      this.#entries.delete(key);
-      return null;
-    }
     if (sessionId !== null && entry.sessionId !== sessionId) return null;
     return entry.facts;
   }
 
   /** Taken just before a query is sent: when, and after which `forget()`. */
   ticket(): ReadTicket {
-    return { readAtMs: this.now(), generation: this.#generation };
+    return this.#entries.ticket();
   }
 
   /**
@@ -87,46 +79,22 @@ export class DecisionCache {
    * SECURITY: never an answer from a read replica (see DECISION_FACTS_MAX_AGE_MS).
    */
   remember(who: Who, sessionId: string | null, ticket: ReadTicket, facts: DecisionFacts): void {
-    if (ticket.generation !== this.#generation) return;
-    const key = keyOf(who);
-    const entry: Entry = { sessionId, readAtMs: ticket.readAtMs, facts };
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    if (this.#entries.size > MAX_ENTRIES) this.#evict();
+    this.#entries.remember(keyOf(who), ticket, { sessionId, facts });
   }
 
   /** Drops one caller's entry (its session record proved stale: the bridge no longer knows the session). */
   drop(who: Who): void {
-    this.#entries.delete(keyOf(who));
+    this.#entries.drop(keyOf(who));
   }
 
   /** Drops every entry (a block, a revocation or a lift in this isolate: it holds here at once). */
   forget(): void {
-    this.#generation++;
-    this.#entries.clear();
+    this.#entries.forget();
   }
 
   get size(): number {
     return this.#entries.size;
   }
-
-  #evict(): void {
-    const now = this.now();
-    for (const [key, entry] of this.#entries) {
-      if (now - entry.readAtMs >= this.maxAgeMs) this.#entries.delete(key);
-    }
-    // Map order is insertion order: the oldest fills go first.
-    for (const key of this.#entries.keys()) {
-      if (this.#entries.size <= MAX_ENTRIES) break;
-      this.#entries.delete(key);
-    }
-  }
-}
-
-/** When a read began (before its query was sent), and after how many `forget()`s. */
-export interface ReadTicket {
-  readonly readAtMs: number;
-  readonly generation: number;
 }
 
 /** Whose facts: what the grants query is asked about (request-context.ts's Caller has both). */
@@ -149,10 +117,7 @@ export function wasReused(context: object): boolean {
   return reusedContexts.has(context);
 }
 
-/** The isolate's cache for tool calls (direct-call.ts); blocks, revocations and lifts empty it. */
-export const decisionCache = new DecisionCache();
+/** The isolate's cache for tool calls (direct-call.ts); blocks, revocations and lifts empty it (forgetAllReused). */
+export const decisionCache = new DecisionCache(DECISION_FACTS_MAX_AGE_MS, Date.now, true);
 
-/** A block, revocation or lift was just written: this isolate decides from D1 again from the next request. */
-export function forgetDecisionFacts(): void {
-  decisionCache.forget();
-}
+export type { ReadTicket };
