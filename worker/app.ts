@@ -27,7 +27,7 @@ import { originGuard } from "./http/origin.ts";
 import { errorPage, stylesheetResponse } from "./http/page.ts";
 import { STYLESHEET_PATH } from "./http/security-headers.ts";
 import { loginFor } from "./login/index.ts";
-import { createMcpHandler, MCP_PATH, SSE_PATH } from "./mcp/index.ts";
+import { createMcpHandler, MCP_PATH, SSE_MESSAGE_PATH, SSE_PATH } from "./mcp/index.ts";
 import {
   type AppEnv,
   apiApp,
@@ -39,6 +39,7 @@ import {
   providerOptions,
   TOKEN_PATH,
 } from "./oauth/index.ts";
+import { TokenVerdicts, withLibraryCorsHeaders } from "./oauth/token-verdicts.ts";
 
 /** A Worker built from one configuration: what the default export runs, and what tests build directly. */
 export interface HatagoWorker {
@@ -58,6 +59,12 @@ export function createWorker(config: Config): HatagoWorker {
     // Built once per Worker, from the configuration already parsed: not per request.
     connect: connectElicitationFor(config),
   });
+  // Issue 18: the library's verdict on a token is reused on the MCP paths for ≤ 1 s (oauth/token-verdicts.ts).
+  const verdicts = new TokenVerdicts({ isolateWide: true });
+  const mcpAccepted = (request: Request, env: Env, ctx: ExecutionContext) => {
+    verdicts.accepted(request, ctx as { props?: unknown; auth?: unknown });
+    return mcp(request, env, ctx);
+  };
   const admin = createAdminRoutes(config.adminAccess);
   const originAllowed = originGuard([config.publicUrl, ...config.allowedOrigins]);
   const app = new Hono<AppEnv>();
@@ -132,8 +139,8 @@ export function createWorker(config: Config): HatagoWorker {
     apiHandlers: {
       "/api/": apiApp(),
       // The MCP gateway: Streamable HTTP at /mcp, legacy HTTP+SSE at /sse (+ /sse/message).
-      [MCP_PATH]: { fetch: mcp },
-      [SSE_PATH]: { fetch: mcp },
+      [MCP_PATH]: { fetch: mcpAccepted },
+      [SSE_PATH]: { fetch: mcpAccepted },
       // Admin endpoints (kill switch, audit log): the admin level on `*`, decided like every MCP call.
       [`${ADMIN_PATH}/`]: admin,
     },
@@ -177,13 +184,28 @@ export function createWorker(config: Config): HatagoWorker {
       }
       try {
         if (isConsolePath(url.pathname)) return await adminConsole.fetch(request, ownEnv, ctx);
+        if (isMcpPath(url.pathname) && request.method !== "OPTIONS") {
+          const verdict = verdicts.recall(request);
+          if (verdict) {
+            // The library accepted this token for this URL within the last second: its verdict, reused.
+            const context = ctx as ExecutionContext & { props?: unknown; auth?: unknown };
+            context.props = verdict.props;
+            context.auth = verdict.auth;
+            return withUnauthorizedBody(withLibraryCorsHeaders(await mcp(request, ownEnv, ctx), request));
+          }
+          verdicts.beforeLibrary(request);
+        }
         if (url.pathname === TOKEN_PATH && request.method === "POST") {
           // The library's token endpoint, behind our checks (refresh token reuse, single-use codes, CIMD hosts).
-          return await guardTokenEndpoint(request, ownEnv, {
+          const answered = await guardTokenEndpoint(request, ownEnv, {
             oauth: deps.oauth,
             forward: (r) => provider.fetch(r, ownEnv, ctx),
             endpointResource: { origin: config.publicUrl, path: MCP_PATH },
           });
+          // A refresh or a revocation (RFC 7009) may have ended a token: once it is done, this isolate asks
+          // the library again (a check under way meanwhile is not kept either: ReuseCache's generation).
+          verdicts.forget();
+          return answered;
         }
         if (
           url.pathname === endpointMetadataPath(MCP_PATH) &&
@@ -204,6 +226,11 @@ export function createWorker(config: Config): HatagoWorker {
       }
     },
   };
+}
+
+/** The MCP handler's own paths: the only ones where a token verdict is reused. */
+function isMcpPath(pathname: string): boolean {
+  return pathname === MCP_PATH || pathname === SSE_PATH || pathname === SSE_MESSAGE_PATH;
 }
 
 /** The paths that need a bearer token (app.ts's apiHandlers). */

@@ -1,7 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { compilePolicy, POLICIES } from "../../../policies/index.ts";
-import { decisionCache, forgetDecisionFacts } from "../../../worker/authz/decision-cache.ts";
+import { forgetAllReused } from "../../../worker/authz/reuse-cache.ts";
 import { database } from "../../../worker/db/database.ts";
 import { recordBackend } from "../../../worker/db/sessions.repository.ts";
 import type { Env } from "../../../worker/env.ts";
@@ -206,9 +206,12 @@ function echoed(answered: Answered): unknown {
   return (JSON.parse(json) as { result?: { content?: { text?: unknown }[] } }).result?.content?.[0]?.text;
 }
 
-/** One metered call: the counters start at zero, and the caller's facts are cold unless `warm`. */
+/**
+ * One metered call: the counters start at zero, and nothing an earlier request read is reused (decision
+ * facts, the library's token verdict) unless `warm`.
+ */
 async function metered(worker: MeteredWorker, request: Request, options: { warm?: boolean } = {}) {
-  if (!options.warm) decisionCache.forget();
+  if (!options.warm) forgetAllReused();
   meterReset();
   const answered = await worker.send(request);
   expect(answered.status).toBe(200);
@@ -217,7 +220,7 @@ async function metered(worker: MeteredWorker, request: Request, options: { warm?
 
 beforeEach(async () => {
   await env.DB.batch((await compilePolicy(POLICIES.dev)).statements.map((s) => env.DB.prepare(s)));
-  decisionCache.forget();
+  forgetAllReused();
 });
 
 describe("cost count: a modern tools/call costs what a direct call costs (issue 14)", () => {
@@ -270,7 +273,7 @@ describe("cost count: a modern tools/call costs what a direct call costs (issue 
     ]);
   });
 
-  it("a call right after another (the caller's facts read within the last second) reads no D1 on either path", async () => {
+  it("a call right after another (facts and token verdict from within the last second) reads no D1 and no KV on either path", async () => {
     const worker = await meteredWorker();
     const erin = await tokenFor("erin");
     const session = await directSession(worker, erin, "mock:erin");
@@ -282,7 +285,8 @@ describe("cost count: a modern tools/call costs what a direct call costs (issue 
 
     expect(echoed(direct)).toBe("Echo: again");
     expect(echoed(modern)).toBe("Echo: again");
-    expect(direct.costAtAnswer).toEqual({ ...DIRECT_CALL_COST, d1Reads: 0 });
+    // Issue 18: the grants query and the library's token check (its KV read) are both reused.
+    expect(direct.costAtAnswer).toEqual({ ...DIRECT_CALL_COST, d1Reads: 0, kvReads: 0 });
     expect(modern.costAtAnswer).toEqual(direct.costAtAnswer);
   });
 
@@ -297,7 +301,7 @@ describe("cost count: a modern tools/call costs what a direct call costs (issue 
     const within = await metered(worker, modernCall(erin, "within the bound"), { warm: true });
     expect(within.costAtAnswer.d1Reads).toBe(0);
     // What the admin API does in the isolate that makes a block (worker/admin/blocks.routes.ts).
-    forgetDecisionFacts();
+    forgetAllReused();
     meterReset();
     const refused = await worker.send(modernCall(erin, "after the block"));
     expect(refused.status).toBe(401);
