@@ -130,15 +130,27 @@ function refuseAtTheDoor(request: Request, originAllowed: (request: Request) => 
 
 /** Who is calling, from the token's props. SECURITY: props we cannot read are no grant at all. */
 function callerOf(ctx: ProtectedContext): Caller {
-  const props = AuthProps.safeParse(ctx.props);
-  if (!props.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
-  return {
-    principal: props.data.principal,
-    subjects: subjectsOf(props.data),
-    clientId: ctx.auth?.clientId ?? null,
-    authenticatedAtMs: props.data.authenticatedAtMs,
+  const clientId = ctx.auth?.clientId ?? null;
+  const props = ctx.props;
+  const known = typeof props === "object" && props !== null ? callers.get(props) : undefined;
+  if (known && known.clientId === clientId) return known;
+  const parsed = AuthProps.safeParse(props);
+  if (!parsed.success) throw invalidToken("The access token does not carry a usable identity; sign in again.");
+  const caller: Caller = {
+    principal: parsed.data.principal,
+    subjects: subjectsOf(parsed.data),
+    clientId,
+    authenticatedAtMs: parsed.data.authenticatedAtMs,
   };
+  if (typeof props === "object" && props !== null) callers.set(props, caller);
+  return caller;
 }
+
+/**
+ * Callers already parsed from a props object. The library decrypts a new object per check; a reused token
+ * verdict (oauth/token-verdicts.ts) hands the same one back, and its parse (zod) is not repeated.
+ */
+const callers = new WeakMap<object, Caller>();
 
 type Routed = ReturnType<typeof routeOf>;
 
