@@ -97,6 +97,11 @@ function moduleAt(list: readonly { line: number; module: string }[], line: numbe
  * Samples of the Worker's Durable Objects (DURABLE_OBJECT_CLASSES) are counted apart, in `objectMs`, and
  * not in `cpuMs`: the Worker's own CPU is what is left.
  *
+ * D1 client work resumed after an await (`cloudflare-internal:d1-api` with no bundled frame on the stack:
+ * the response's parsing, its tracing span) has lost its caller. Both the Worker (a grants read) and the
+ * ledgers (their shipments) use D1, so those samples are split between them in the proportion of the D1
+ * samples whose caller is known (`orphanD1Ms` says how much was split, `orphanD1ObjectShare` how).
+ *
  * `consoleMs`: samples in an anonymous native called straight from our code, which is how `console.*`
  * shows in workerd's profiles (the audit line, audit.ts). Locally that cost is mostly wrangler's: its
  * inspector proxy is attached to the isolate and every console message is serialised to it, so it swings
@@ -115,6 +120,9 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
   let cpuMs = 0;
   let consoleMs = 0;
   let objectMs = 0;
+  let orphanD1Ms = 0;
+  let knownD1WorkerMs = 0;
+  let knownD1ObjectMs = 0;
   profile.samples.forEach((sample, i) => {
     wallMs += (profile.timeDeltas[i] ?? 0) / 1000;
     const leaf = byId.get(sample);
@@ -122,13 +130,21 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
     // Durable Object work: the bundled frame nearest the stack's root is inside one of their classes (an
     // RPC method, an alarm, or their own code resumed after an await).
     let rootMost: CpuProfile["nodes"][number]["callFrame"] | undefined;
+    let inD1 = false;
     for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id)?.callFrame;
       if (frame && marks.has(frame.scriptId) && frame.lineNumber >= 0) rootMost = frame;
+      if (frame?.url === D1_CLIENT) inD1 = true;
+    }
+    if (inD1 && !rootMost) {
+      orphanD1Ms += sampleMs;
+      return;
     }
     const inObject = rootMost
       ? (objects.get(rootMost.scriptId) ?? []).some((r) => rootMost.lineNumber >= r.from && rootMost.lineNumber <= r.to)
       : false;
+    if (inD1 && inObject) knownD1ObjectMs += sampleMs;
+    else if (inD1) knownD1WorkerMs += sampleMs;
     if (inObject) {
       objectMs += sampleMs;
       return;
@@ -161,8 +177,32 @@ export function attribute(profile: CpuProfile, sources: ReadonlyMap<string, stri
     byGroup.set(label, (byGroup.get(label) ?? 0) + sampleMs);
     byFunction.set(fn || label, (byFunction.get(fn || label) ?? 0) + sampleMs);
   });
-  return { byGroup, byFunction, cpuMs, wallMs, consoleMs, objectMs, objectClassesFound: countRanges(objects) };
+  const known = knownD1WorkerMs + knownD1ObjectMs;
+  // No D1 sample with a known caller: all to the Worker (the conservative side).
+  const orphanD1ObjectShare = known === 0 ? 0 : knownD1ObjectMs / known;
+  const orphanToWorker = orphanD1Ms * (1 - orphanD1ObjectShare);
+  cpuMs += orphanToWorker;
+  objectMs += orphanD1Ms - orphanToWorker;
+  if (orphanToWorker > 0) {
+    const label = `(runtime: ${D1_CLIENT}, resumed)`;
+    byGroup.set(label, (byGroup.get(label) ?? 0) + orphanToWorker);
+    byFunction.set(label, (byFunction.get(label) ?? 0) + orphanToWorker);
+  }
+  return {
+    byGroup,
+    byFunction,
+    cpuMs,
+    wallMs,
+    consoleMs,
+    objectMs,
+    orphanD1Ms,
+    orphanD1ObjectShare,
+    objectClassesFound: countRanges(objects),
+  };
 }
+
+/** The script of workerd's D1 client (the binding's JS half). */
+const D1_CLIENT = "cloudflare-internal:d1-api";
 
 function countRanges(objects: ReadonlyMap<string, readonly unknown[]>): number {
   let n = 0;

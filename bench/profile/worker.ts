@@ -57,11 +57,17 @@ try {
   await session.close();
   if (values.out) await writeFile(values.out, JSON.stringify(stopped.profile));
   const sampleMs = SAMPLE_INTERVAL_US / 1000;
-  const { byGroup, byFunction, cpuMs, wallMs, consoleMs, objectMs, objectClassesFound } = attribute(
-    stopped.profile,
-    sources,
-    sampleMs,
-  );
+  const {
+    byGroup,
+    byFunction,
+    cpuMs,
+    wallMs,
+    consoleMs,
+    objectMs,
+    orphanD1Ms,
+    orphanD1ObjectShare,
+    objectClassesFound,
+  } = attribute(stopped.profile, sources, sampleMs);
   const sorted = (m: Map<string, number>) => [...m].sort(([, a], [, b]) => b - a);
   const top = (m: Map<string, number>, n: number) =>
     sorted(m)
@@ -78,6 +84,8 @@ try {
         cpuMsPerCall: cpuMs / calls,
         consoleMsPerCall: consoleMs / calls,
         objectMsPerCall: objectMs / calls,
+        orphanD1MsPerCall: orphanD1Ms / calls,
+        orphanD1ObjectShare,
         wallMsPerCall: wallMs / calls,
         loadAverage: os.loadavg(),
         byModule: perCall(byGroup),
@@ -94,6 +102,8 @@ try {
         `inspector, attribute.ts); without it: ${((cpuMs - consoleMs) / calls).toFixed(3)} ms per call`,
       `not counted: ${(objectMs / calls).toFixed(3)} ms per call in the Worker's Durable Objects (their own isolates ` +
         `when deployed; ${objectClassesFound} classes found in the bundle)`,
+      `D1 client work resumed without its caller: ${(orphanD1Ms / calls).toFixed(3)} ms per call, ` +
+        `${(100 * orphanD1ObjectShare).toFixed(0)}% counted to the Durable Objects (their share of D1 samples with a known caller)`,
       "",
       table(["module (self time, natives counted to their caller)", "ms per call", "share"], top(byGroup, 25)),
       "",
