@@ -159,6 +159,20 @@ export function createWorker(config: Config): HatagoWorker {
     health: (env) => health(env),
   });
 
+  // The library caches its helpers on `env.OAUTH_PROVIDER`; it gets a copy of `env` of this Worker's own,
+  // so two Workers built from different configurations in one isolate (tests) never share them. One copy
+  // per `env` (the same object for every request of a deployment), not one per request.
+  const ownEnvs = new WeakMap<Env, Env>();
+  const ownEnvOf = (env: Env): Env => {
+    let own = ownEnvs.get(env);
+    if (!own) {
+      own = { ...env };
+      Reflect.deleteProperty(own, "OAUTH_PROVIDER");
+      ownEnvs.set(env, own);
+    }
+    return own;
+  };
+
   return {
     async fetch(request, env, ctx) {
       const url = new URL(request.url);
@@ -170,10 +184,7 @@ export function createWorker(config: Config): HatagoWorker {
           { status: 421, headers: { "Cache-Control": "no-store" } },
         );
       }
-      // The library caches its helpers on `env.OAUTH_PROVIDER`; give it a copy without them, so two Workers
-      // built from different configurations in one isolate (tests) never share them.
-      const ownEnv: Env = { ...env };
-      Reflect.deleteProperty(ownEnv, "OAUTH_PROVIDER");
+      const ownEnv = ownEnvOf(env);
       // SECURITY: one Origin rule for every protected path, checked before the OAuth library (which would
       // reflect any Origin in Access-Control-Allow-Origin, preflights included).
       if (isProtectedPath(url.pathname) && !originAllowed(request)) {
