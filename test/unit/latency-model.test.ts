@@ -52,11 +52,11 @@ describe("latency model arithmetic", () => {
     expect(pathMs(steps)).toBeCloseTo(1.5 + 3 + 40.5 + 2 + 6, 10);
   });
 
-  it("after, grants reused: no D1 round trip on the path, and the reused-path CPU", () => {
-    const steps = callSteps(round, person, "after: grants reused (within 1 s)");
-    expect(pathMs(steps)).toBeCloseTo(1 + 3 + 0 + 2 + 6, 10);
+  it("after, token and grants reused: no KV read and no D1 round trip on the path, and the reused-path CPU", () => {
+    const steps = callSteps(round, person, "after: token and grants reused (within 1 s)");
+    expect(pathMs(steps)).toBeCloseTo(1 + 0 + 0 + 2 + 6, 10);
     const miss = pathMs(callSteps(round, person, "after: grants read (cache miss)"));
-    expect(miss - pathMs(steps)).toBeCloseTo(40.5 + 0.5, 10);
+    expect(miss - pathMs(steps)).toBeCloseTo(0.5 + 3 + 40.5, 10);
   });
 
   it("not built, replica proven fresh: the grants step is the replica's round trip instead of the primary's", () => {
