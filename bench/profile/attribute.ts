@@ -14,8 +14,13 @@ export interface CpuProfile {
   readonly timeDeltas: readonly number[];
 }
 
-/** esbuild's module marker in an unminified bundle: a line `// node_modules/pkg/dist/x.js` or `// worker/a.ts`. */
-const MODULE_MARKER = /^\/\/ ((?:node_modules|worker|container|policies|test|scripts)\/\S+)$/;
+/**
+ * esbuild's module marker in an unminified bundle: a line `// node_modules/pkg/dist/x.js` or `// worker/a.ts`.
+ * A package reached through a symlinked node_modules (a git worktree sharing another's) is printed by its
+ * path relative to the bundle's root (`// ../../elsewhere/node_modules/pkg/…`): the part from the first
+ * `node_modules/` on is kept.
+ */
+const MODULE_MARKER = /^\/\/ (?:\S*?\/)?(node_modules\/\S+)$|^\/\/ ((?:worker|container|policies|test|scripts)\/\S+)$/;
 
 /** Groups a module path: a package (`hono`, `@cloudflare/workers-oauth-provider`), or our folder (`worker/mcp`). */
 export function groupOf(modulePath: string): string {
@@ -32,7 +37,8 @@ function markers(sources: ReadonlyMap<string, string>): Map<string, { line: numb
     const found: { line: number; module: string }[] = [];
     source.split("\n").forEach((text, line) => {
       const m = MODULE_MARKER.exec(text.trim());
-      if (m?.[1]) found.push({ line, module: m[1] });
+      const module = m?.[1] ?? m?.[2];
+      if (module) found.push({ line, module });
     });
     if (found.length > 0) out.set(scriptId, found);
   }

@@ -1,7 +1,8 @@
 // Usage: node bench/profile/compare.ts <label>=<run.json>[,<run.json>…] <label>=…  [--top N] [--by module|function]
 // Side by side: the Worker's CPU per call of several profile runs (bench/profile/worker.ts --json), the
 // median over each label's runs (the machine is shared: repeat runs, interleave them, compare medians),
-// with the range, then the top modules (or functions) by median CPU per call.
+// with the range, then the top modules (or functions) by median CPU per call. Runs made in interleaved
+// rounds (same count per label) also get the median of their per-round ratios to the first label.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -40,6 +41,17 @@ for (const arg of positionals) {
 }
 const fmt = (x: number) => x.toFixed(3);
 const first = groups[0];
+/**
+ * What a deployed Worker would not spend: the console line's serialisation to wrangler's inspector and
+ * wrangler's dev-only middleware (its `templates/middleware`, bundled by `wrangler dev` only).
+ */
+const localOnly = (r: Run) => (r.consoleMsPerCall ?? Number.NaN) + (r.byModule.wrangler ?? 0);
+const deployedLike = (r: Run) => r.cpuMsPerCall - localOnly(r);
+/** Runs made in interleaved rounds: the i-th run of each label against the i-th of the first, then the median. */
+const pairedRatio = (runs: readonly Run[], measure: (r: Run) => number) =>
+  first && first.runs.length === runs.length
+    ? median(runs.map((r, i) => measure(r) / measure(first.runs[i] as Run))).toFixed(2)
+    : "–";
 process.stdout.write(
   `${table(
     [
@@ -47,27 +59,31 @@ process.stdout.write(
       "CPU ms per call (median)",
       "range",
       "÷ first",
-      "without console output (median)",
+      "paired ÷ first (median)",
+      "local only: console line + wrangler dev middleware (median)",
+      "without local-only (median)",
       "range",
       "÷ first",
+      "paired ÷ first (median)",
       "wall ms per call (median)",
       "1-min load (median)",
     ],
     groups.map(({ label, runs }) => {
       const cpu = runs.map((r) => r.cpuMsPerCall);
-      const quiet = runs.map((r) => r.cpuMsPerCall - (r.consoleMsPerCall ?? Number.NaN));
+      const quiet = runs.map(deployedLike);
       const base = first ? median(first.runs.map((r) => r.cpuMsPerCall)) : Number.NaN;
-      const quietBase = first
-        ? median(first.runs.map((r) => r.cpuMsPerCall - (r.consoleMsPerCall ?? Number.NaN)))
-        : Number.NaN;
+      const quietBase = first ? median(first.runs.map(deployedLike)) : Number.NaN;
       return [
         `${label} (${runs.length})`,
         fmt(median(cpu)),
         `${fmt(Math.min(...cpu))}–${fmt(Math.max(...cpu))}`,
         (median(cpu) / base).toFixed(2),
+        pairedRatio(runs, (r) => r.cpuMsPerCall),
+        fmt(median(runs.map(localOnly))),
         fmt(median(quiet)),
         `${fmt(Math.min(...quiet))}–${fmt(Math.max(...quiet))}`,
         (median(quiet) / quietBase).toFixed(2),
+        pairedRatio(runs, deployedLike),
         median(runs.map((r) => r.wallMsPerCall)).toFixed(2),
         median(runs.map((r) => r.loadAverage[0] ?? Number.NaN)).toFixed(1),
       ];

@@ -68,6 +68,8 @@ try {
     orphanD1ObjectShare,
     objectClassesFound,
   } = attribute(stopped.profile, sources, sampleMs);
+  // `wrangler dev` wraps the Worker in its own middleware (wrangler/templates/middleware); deploys do not.
+  const devMiddlewareMs = byGroup.get("wrangler") ?? 0;
   const sorted = (m: Map<string, number>) => [...m].sort(([, a], [, b]) => b - a);
   const top = (m: Map<string, number>, n: number) =>
     sorted(m)
@@ -100,6 +102,8 @@ try {
         `per call; V8 flags "${values["v8-flags"]}"; ${failed} failed calls; load ${os.loadavg()[0]?.toFixed(2)})`,
       `of which console output: ${(consoleMs / calls).toFixed(3)} ms per call (locally serialised to wrangler's ` +
         `inspector, attribute.ts); without it: ${((cpuMs - consoleMs) / calls).toFixed(3)} ms per call`,
+      `and wrangler's dev-only middleware (not in a deployed bundle): ${(devMiddlewareMs / calls).toFixed(3)} ms per ` +
+        `call; without both: ${((cpuMs - consoleMs - devMiddlewareMs) / calls).toFixed(3)} ms per call`,
       `not counted: ${(objectMs / calls).toFixed(3)} ms per call in the Worker's Durable Objects (their own isolates ` +
         `when deployed; ${objectClassesFound} classes found in the bundle)`,
       `D1 client work resumed without its caller: ${(orphanD1Ms / calls).toFixed(3)} ms per call, ` +

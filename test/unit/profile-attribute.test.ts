@@ -82,6 +82,13 @@ describe("bench/profile/attribute.ts", () => {
     expect(result.byGroup.get("(runtime: cloudflare-internal:d1-api, resumed)")).toBe(2);
   });
 
+  it("a package's marker behind a symlinked node_modules still names the package", () => {
+    const bundle = ["// ../../work/main/node_modules/hono/dist/hono.js", "function dispatch() {", "}"].join("\n");
+    const dispatch: Frame = { functionName: "dispatch", scriptId: "1", url: "bundle.js", lineNumber: 1 };
+    const result = attribute(profile([[[dispatch], 2]]), new Map([["1", bundle]]), 1);
+    expect([...result.byGroup]).toEqual([["hono", 2]]);
+  });
+
   it("with no D1 caller known, resumed D1 work is all the Worker's (the side that cannot flatter it)", () => {
     const result = attribute(profile([[[d1Resumed], 5]]), SOURCES, 1);
     expect(result.orphanD1ObjectShare).toBe(0);
