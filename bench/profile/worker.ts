@@ -57,17 +57,8 @@ try {
   await session.close();
   if (values.out) await writeFile(values.out, JSON.stringify(stopped.profile));
   const sampleMs = SAMPLE_INTERVAL_US / 1000;
-  const {
-    byGroup,
-    byFunction,
-    cpuMs,
-    wallMs,
-    consoleMs,
-    objectMs,
-    orphanD1Ms,
-    orphanD1ObjectShare,
-    objectClassesFound,
-  } = attribute(stopped.profile, sources, sampleMs);
+  const attributed = attribute(stopped.profile, sources, sampleMs);
+  const { byGroup, byFunction, cpuMs, wallMs, consoleMs, objectMs } = attributed;
   // `wrangler dev` wraps the Worker in its own middleware (wrangler/templates/middleware); deploys do not.
   const devMiddlewareMs = byGroup.get("wrangler") ?? 0;
   const sorted = (m: Map<string, number>) => [...m].sort(([, a], [, b]) => b - a);
@@ -86,8 +77,8 @@ try {
         cpuMsPerCall: cpuMs / calls,
         consoleMsPerCall: consoleMs / calls,
         objectMsPerCall: objectMs / calls,
-        orphanD1MsPerCall: orphanD1Ms / calls,
-        orphanD1ObjectShare,
+        orphanD1MsPerCall: attributed.orphanD1Ms / calls,
+        orphanD1ObjectShare: attributed.orphanD1ObjectShare,
         wallMsPerCall: wallMs / calls,
         loadAverage: os.loadavg(),
         byModule: perCall(byGroup),
@@ -105,9 +96,9 @@ try {
       `and wrangler's dev-only middleware (not in a deployed bundle): ${(devMiddlewareMs / calls).toFixed(3)} ms per ` +
         `call; without both: ${((cpuMs - consoleMs - devMiddlewareMs) / calls).toFixed(3)} ms per call`,
       `not counted: ${(objectMs / calls).toFixed(3)} ms per call in the Worker's Durable Objects (their own isolates ` +
-        `when deployed; ${objectClassesFound} classes found in the bundle)`,
-      `D1 client work resumed without its caller: ${(orphanD1Ms / calls).toFixed(3)} ms per call, ` +
-        `${(100 * orphanD1ObjectShare).toFixed(0)}% counted to the Durable Objects (their share of D1 samples with a known caller)`,
+        `when deployed; ${attributed.objectClassesFound} classes found in the bundle)`,
+      `D1 client work resumed without its caller: ${(attributed.orphanD1Ms / calls).toFixed(3)} ms per call, ` +
+        `${(100 * attributed.orphanD1ObjectShare).toFixed(0)}% counted to the Durable Objects (their share of D1 samples with a known caller)`,
       "",
       table(["module (self time, natives counted to their caller)", "ms per call", "share"], top(byGroup, 25)),
       "",
