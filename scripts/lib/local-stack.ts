@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { compilePolicy, POLICIES, seedSql } from "../../policies/index.ts";
+import { copyD1Template, d1TemplateKey, saveD1Template } from "./local-d1-template.ts";
 import { readLocalSecrets } from "./local-secrets.ts";
 import { watchPolicies } from "./policy-watch.ts";
 import { assertPortFree, describeEnd, type Managed, startManaged, stopManaged, waitForHealthy } from "./processes.ts";
@@ -75,6 +76,11 @@ export interface LocalStackOptions {
    * Absent: the mock upstream provider (HATAGO_CONNECT_DEMO_KIND=mock), served by the Worker itself.
    */
   readonly connect?: { readonly workerSettings: Readonly<Record<string, string>>; readonly userinfoUrl: string };
+  /**
+   * Tests: where a fresh state directory's migrated and seeded D1 is kept by content and copied from
+   * (local-d1-template.ts); absent (`npm start`), wrangler migrates and seeds every start.
+   */
+  readonly d1TemplatesDir?: string;
 }
 
 export interface LocalStack {
@@ -132,23 +138,34 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const env = localStackEnv(process.env);
   const wrangler = path.join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js");
 
-  await run(
-    "migrations",
-    process.execPath,
-    [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo],
-    env,
-    log,
-  );
   const compiled = await compilePolicy(POLICIES.dev);
-  const seedFile = path.join(stateDir, "seed.sql");
-  await writeFile(seedFile, seedSql(compiled));
-  await run(
-    "seed",
-    process.execPath,
-    [wrangler, "d1", "execute", "DB", "--local", "--persist-to", persistTo, "--file", seedFile],
-    env,
-    log,
-  );
+  const seed = seedSql(compiled);
+  // A fresh state directory may copy a D1 already migrated and seeded with this content (tests).
+  const template =
+    options.d1TemplatesDir && !(await exists(persistTo))
+      ? { dir: options.d1TemplatesDir, key: await d1TemplateKey(seed) }
+      : null;
+  if (template && (await copyD1Template(template.dir, template.key, persistTo))) {
+    log("stack", `local D1 copied from template ${template.key.slice(0, 12)} (migrated, policy "dev" seeded)`);
+  } else {
+    await run(
+      "migrations",
+      process.execPath,
+      [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo],
+      env,
+      log,
+    );
+    const seedFile = path.join(stateDir, "seed.sql");
+    await writeFile(seedFile, seed);
+    await run(
+      "seed",
+      process.execPath,
+      [wrangler, "d1", "execute", "DB", "--local", "--persist-to", persistTo, "--file", seedFile],
+      env,
+      log,
+    );
+    if (template) await saveD1Template(template.dir, template.key, persistTo);
+  }
   log("stack", `policy "dev" ${compiled.hash.slice(0, 12)} seeded`);
 
   let bridge: Supervised | null = null;
@@ -310,4 +327,13 @@ async function run(
   const proc = startManaged(name, command, args, { cwd: REPO_ROOT, env, onLine: (line) => log(name, line) });
   const code = await proc.exited;
   if (code !== 0) throw new Error(`${name} failed (exit code ${code}); see its output above`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -23,6 +23,8 @@ export function stackOptions(base: number, stateDir: string, logs: string[]): Lo
     bridgePort: base + 1,
     inspectorPort: base + 2,
     stateDir,
+    // A fresh stack copies a migrated, seeded D1 instead of running wrangler twice (~9 s per stack).
+    d1TemplatesDir: path.join(tmpdir(), "hatago-e2e-d1-templates"),
     log: (source, line) => {
       logs.push(`[${source}] ${line}`);
       if (process.env.HATAGO_E2E_VERBOSE) process.stderr.write(`[${source}] ${line}\n`);
