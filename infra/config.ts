@@ -107,27 +107,34 @@ export interface StackConfig {
   readonly serverSecrets: pulumi.Output<Record<string, string>>;
   /** Connections (issue 17): providers' variables, and their client ids, secrets and the key ring as a Pulumi secret. */
   readonly connections: ConnectionSettings;
-  /** Token lifetimes, when the stack overrides the Worker's defaults (worker/config.ts checks the ranges). */
-  readonly tokenLifetimes: Readonly<Partial<Record<TokenLifetimeKey, number>>>;
+  /**
+   * Token lifetimes and listen clocks, when the stack overrides the Worker's defaults (worker/config.ts
+   * checks the ranges).
+   */
+  readonly timings: Readonly<Partial<Record<TimingKey, number>>>;
 }
 
-/** Stack keys for the Worker's token lifetimes, and the variables they set. */
-export const TOKEN_LIFETIME_VARIABLES = {
+/** Stack keys for the Worker's settings in whole seconds, and the variables they set. */
+export const TIMING_VARIABLES = {
   accessTokenTtlSeconds: "HATAGO_ACCESS_TOKEN_TTL_SECONDS",
   refreshTokenTtlSeconds: "HATAGO_REFRESH_TOKEN_TTL_SECONDS",
   clientRegistrationTtlSeconds: "HATAGO_CLIENT_REGISTRATION_TTL_SECONDS",
+  listenRecheckSeconds: "HATAGO_LISTEN_RECHECK_SECONDS",
+  listenKeepAliveSeconds: "HATAGO_LISTEN_KEEPALIVE_SECONDS",
 } as const;
-export type TokenLifetimeKey = keyof typeof TOKEN_LIFETIME_VARIABLES;
+export type TimingKey = keyof typeof TIMING_VARIABLES;
 
 /**
  * The Worker's ranges for them (worker/config.ts; infra may not import the Worker, so
  * test/infra/config-twins.test.ts holds the two to each other). KV refuses expirations under 60 s.
  */
 const MIN_TTL_SECONDS = 60;
-const TOKEN_LIFETIME_RANGES: Readonly<Record<TokenLifetimeKey, { max: number; zeroAllowed: boolean }>> = {
-  accessTokenTtlSeconds: { max: 86_400, zeroAllowed: false },
-  refreshTokenTtlSeconds: { max: 31_536_000, zeroAllowed: true },
-  clientRegistrationTtlSeconds: { max: 31_536_000, zeroAllowed: false },
+const TIMING_RANGES: Readonly<Record<TimingKey, { min: number; max: number; zeroAllowed: boolean }>> = {
+  accessTokenTtlSeconds: { min: MIN_TTL_SECONDS, max: 86_400, zeroAllowed: false },
+  refreshTokenTtlSeconds: { min: MIN_TTL_SECONDS, max: 31_536_000, zeroAllowed: true },
+  clientRegistrationTtlSeconds: { min: MIN_TTL_SECONDS, max: 31_536_000, zeroAllowed: false },
+  listenRecheckSeconds: { min: 1, max: 300, zeroAllowed: false },
+  listenKeepAliveSeconds: { min: 1, max: 60, zeroAllowed: false },
 };
 
 /** Thrown when stack config is missing or wrong; every problem names its key. */
@@ -276,18 +283,18 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
   if (production && !protectData) r.fail("protectData", "production data is always protected; remove the setting");
   if (isPreview && protectData) r.fail("protectData", "preview stacks are destroyed when the pull request closes");
 
-  const tokenLifetimes: Partial<Record<TokenLifetimeKey, number>> = {};
-  for (const name of Object.keys(TOKEN_LIFETIME_VARIABLES) as TokenLifetimeKey[]) {
-    const { max, zeroAllowed } = TOKEN_LIFETIME_RANGES[name];
-    const range = `${zeroAllowed ? "0 (none) or " : ""}whole seconds from ${MIN_TTL_SECONDS} to ${max}`;
+  const timings: Partial<Record<TimingKey, number>> = {};
+  for (const name of Object.keys(TIMING_VARIABLES) as TimingKey[]) {
+    const { min, max, zeroAllowed } = TIMING_RANGES[name];
+    const range = `${zeroAllowed ? "0 (none) or " : ""}whole seconds from ${min} to ${max}`;
     const seconds = r.read(
       name,
       z.coerce
         .number()
         .int(range)
-        .refine((n) => (n === 0 && zeroAllowed) || (n >= MIN_TTL_SECONDS && n <= max), range),
+        .refine((n) => (n === 0 && zeroAllowed) || (n >= min && n <= max), range),
     );
-    if (seconds !== undefined) tokenLifetimes[name] = seconds;
+    if (seconds !== undefined) timings[name] = seconds;
   }
 
   const serverSecrets = readServerSecrets(r, source);
@@ -309,7 +316,7 @@ export function parseStackConfig(stack: string, source: ConfigSource): StackConf
     baseUrl,
     allowedOrigins,
     container: { instanceType, maxInstances, concurrentUsers },
-    tokenLifetimes,
+    timings,
     serverSecrets,
     connections,
   };

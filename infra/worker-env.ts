@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { type StackConfig, TOKEN_LIFETIME_VARIABLES, type TokenLifetimeKey } from "./config.ts";
+import { type StackConfig, TIMING_VARIABLES, type TimingKey } from "./config.ts";
 
 /**
  * The Worker's environment: plain variables (in the generated wrangler config) and secrets (sent as
@@ -51,8 +51,8 @@ export function workerEnv(i: WorkerEnvInputs): WorkerEnv {
     HATAGO_BRIDGE_SECRET: i.bridgeSecret,
   };
 
-  for (const [key, seconds] of Object.entries(config.tokenLifetimes)) {
-    plain[TOKEN_LIFETIME_VARIABLES[key as TokenLifetimeKey]] = String(seconds);
+  for (const [key, seconds] of Object.entries(config.timings)) {
+    plain[TIMING_VARIABLES[key as TimingKey]] = String(seconds);
   }
   if (config.accessTeamDomain) plain.HATAGO_ACCESS_TEAM_DOMAIN = config.accessTeamDomain;
   if (i.adminAccessAud) plain.HATAGO_ADMIN_ACCESS_AUD = i.adminAccessAud;

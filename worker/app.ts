@@ -58,6 +58,7 @@ export function createWorker(config: Config): HatagoWorker {
     gateway: config.gateway,
     // Built once per Worker, from the configuration already parsed: not per request.
     connect: connectElicitationFor(config),
+    listen: config.listen,
   });
   // Issue 18: the library's verdict on a token is reused on the MCP paths for ≤ 1 s (oauth/token-verdicts.ts).
   const verdicts = new TokenVerdicts({ isolateWide: true });

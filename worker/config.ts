@@ -71,6 +71,18 @@ export interface Config {
   readonly adminAccess: { readonly teamDomain: string; readonly aud: string } | null;
   /** Upstream accounts people connect (issue 17, worker/connect/): none configured = the feature is off. */
   readonly connect: ConnectConfig;
+  /** `subscriptions/listen` clocks when set (worker/mcp/modern/listen.ts has the defaults). */
+  readonly listen: ListenSettings;
+}
+
+/**
+ * How often an open listen re-reads the caller's standing and grants (one D1 read each time: a blocked
+ * person's stream ends within it) and writes a keep-alive (which also bounds how long a stream its client
+ * left is kept). Absent: the defaults in worker/mcp/modern/listen.ts.
+ */
+export interface ListenSettings {
+  readonly recheckMs?: number;
+  readonly keepAliveMs?: number;
 }
 
 export const CONNECT_PROVIDER_KINDS = ["github", "oauth2", "mock"] as const;
@@ -146,14 +158,28 @@ export function parseConfig(env: object): ConfigResult {
   const gateway = parseGateway(read, environment, warnings);
   const adminAccess = parseAdminAccess(read, login);
   const connect = parseConnect(read, environment, publicUrl, warnings);
+  const listen = parseListen(read);
 
   if (problems.length > 0 || environment === undefined || publicUrl === undefined || login === undefined || !gateway) {
     return { ok: false, problems };
   }
   return {
     ok: true,
-    config: { environment, publicUrl, login, tokens, allowedOrigins, gateway, adminAccess, connect },
+    config: { environment, publicUrl, login, tokens, allowedOrigins, gateway, adminAccess, connect, listen },
     warnings,
+  };
+}
+
+/** Listen clocks: a re-check at most every 5 min (a block must end a stream), a keep-alive at most every minute. */
+const MAX_LISTEN_RECHECK_SECONDS = 300;
+const MAX_LISTEN_KEEPALIVE_SECONDS = 60;
+
+function parseListen(read: Reader): ListenSettings {
+  const recheck = read.seconds("HATAGO_LISTEN_RECHECK_SECONDS", 0, { min: 1, max: MAX_LISTEN_RECHECK_SECONDS });
+  const keepAlive = read.seconds("HATAGO_LISTEN_KEEPALIVE_SECONDS", 0, { min: 1, max: MAX_LISTEN_KEEPALIVE_SECONDS });
+  return {
+    ...(recheck > 0 ? { recheckMs: recheck * 1000 } : {}),
+    ...(keepAlive > 0 ? { keepAliveMs: keepAlive * 1000 } : {}),
   };
 }
 
@@ -450,14 +476,16 @@ class Reader {
     return items.filter((i) => item.test(i));
   }
 
-  seconds(setting: string, fallback: number, limits: { max: number; zeroAllowed?: boolean }): number {
+  /** A whole number of seconds from `min` (token lifetimes' 60 when absent) to `max`, or 0 where allowed. */
+  seconds(setting: string, fallback: number, limits: { min?: number; max: number; zeroAllowed?: boolean }): number {
     const value = this.raw(setting);
     if (value === undefined) return fallback;
+    const min = limits.min ?? MIN_TTL_SECONDS;
     const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : Number.NaN;
-    const ok = (n === 0 && limits.zeroAllowed === true) || (n >= MIN_TTL_SECONDS && n <= limits.max);
+    const ok = (n === 0 && limits.zeroAllowed === true) || (n >= min && n <= limits.max);
     if (!ok) {
       const zero = limits.zeroAllowed ? "0 (none) or " : "";
-      this.fail(setting, `must be ${zero}a whole number of seconds from ${MIN_TTL_SECONDS} to ${limits.max}`);
+      this.fail(setting, `must be ${zero}a whole number of seconds from ${min} to ${limits.max}`);
       return fallback;
     }
     return n;

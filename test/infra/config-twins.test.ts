@@ -93,6 +93,8 @@ const pools: Record<string, readonly (string | readonly string[])[]> = {
   accessTokenTtlSeconds: ["0", "30", "60", "3600", "86400", "86401"],
   refreshTokenTtlSeconds: ["0", "59", "60", "2592000", "31536000", "31536001"],
   clientRegistrationTtlSeconds: ["0", "60", "7776000", "40000000"],
+  listenRecheckSeconds: ["1", "30", "300", "301"],
+  listenKeepAliveSeconds: ["1", "15", "60", "61"],
   domain: ["mcp.example.com"],
 };
 
@@ -116,7 +118,7 @@ describe("every combination the Worker would refuse is refused at `pulumi previe
         accepted += 1;
         expect(await workerProblems(config as StackConfig)).toEqual([]);
       }),
-      { numRuns: 1_000, seed: 15 },
+      { numRuns: 1_500, seed: 15 },
     );
     // Not vacuous: a good share of the tried configs reached the Worker's check.
     expect(accepted).toBeGreaterThan(30);
@@ -146,6 +148,18 @@ describe("every combination the Worker would refuse is refused at `pulumi previe
       stack: "dev",
       values: { accessTokenTtlSeconds: "30" },
       key: "accessTokenTtlSeconds",
+    },
+    {
+      rule: "HATAGO_LISTEN_RECHECK_SECONDS is 1 to 300",
+      stack: "dev",
+      values: { listenRecheckSeconds: "301" },
+      key: "listenRecheckSeconds",
+    },
+    {
+      rule: "HATAGO_LISTEN_KEEPALIVE_SECONDS is 1 to 60 (0 is refused)",
+      stack: "dev",
+      values: { listenKeepAliveSeconds: "0" },
+      key: "listenKeepAliveSeconds",
     },
     {
       rule: "HATAGO_REFRESH_TOKEN_TTL_SECONDS is 0 or 60 to a year",

@@ -4,7 +4,7 @@ import { auditKeyFrom } from "../audit/audit.ts";
 import { auditLog } from "../audit/ledger.ts";
 import { decisionCache } from "../authz/decision-cache.ts";
 import type { Caller } from "../authz/request-context.ts";
-import type { GatewaySettings } from "../config.ts";
+import type { GatewaySettings, ListenSettings } from "../config.ts";
 import type { ConnectElicitation } from "../connect/elicit.ts";
 import { database } from "../db/database.ts";
 import { HttpError } from "../http/errors.ts";
@@ -33,6 +33,8 @@ export interface McpHandlerOptions {
   readonly gateway: GatewaySettings;
   /** Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts), if any provider. */
   readonly connect: ConnectElicitation | null;
+  /** `subscriptions/listen` clocks from the configuration (HATAGO_LISTEN_*); listen.ts's defaults otherwise. */
+  readonly listen?: ListenSettings;
 }
 
 interface ProtectedContext {
@@ -78,6 +80,7 @@ export function createMcpHandler(options: McpHandlerOptions) {
         decisions: decisionCache,
         // Issue 17: the modern path's ask to connect a missing account (worker/connect/elicit.ts).
         connect: options.connect,
+        ...(options.listen ? { timings: options.listen } : {}),
       };
       const url = new URL(request.url);
       // Both eras on one endpoint (MCP 2026-07-28, versioning: "a dual-era server selects its behavior

@@ -165,6 +165,23 @@ describe("configuration errors name the setting, never its value", () => {
     ]);
   });
 
+  it("listen clocks out of range or not numbers; absent, none set (listen.ts's defaults apply)", () => {
+    const problems = problemsOf({
+      ...BASE,
+      HATAGO_LISTEN_RECHECK_SECONDS: "0",
+      HATAGO_LISTEN_KEEPALIVE_SECONDS: "61",
+    });
+    expect(settingsNamed(problems)).toEqual(["HATAGO_LISTEN_RECHECK_SECONDS", "HATAGO_LISTEN_KEEPALIVE_SECONDS"]);
+    expect(problems[0]?.problem).toContain("from 1 to 300");
+    expect(settingsNamed(problemsOf({ ...BASE, HATAGO_LISTEN_RECHECK_SECONDS: "soon" }))).toEqual([
+      "HATAGO_LISTEN_RECHECK_SECONDS",
+    ]);
+    const set = parseConfig({ ...BASE, HATAGO_LISTEN_RECHECK_SECONDS: "5", HATAGO_LISTEN_KEEPALIVE_SECONDS: "2" });
+    expect(set.ok && set.config.listen).toEqual({ recheckMs: 5_000, keepAliveMs: 2_000 });
+    const unset = parseConfig(BASE);
+    expect(unset.ok && unset.config.listen).toEqual({});
+  });
+
   it("allowed origins must be origins", () => {
     expect(settingsNamed(problemsOf({ ...BASE, HATAGO_ALLOWED_ORIGINS: "https://app.example.com, ftp://x" }))).toEqual([
       "HATAGO_ALLOWED_ORIGINS",

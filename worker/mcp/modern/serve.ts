@@ -44,6 +44,7 @@ import { listTools } from "../tool-list.ts";
 import { serveToolCall } from "./call.ts";
 import { withoutHeaderMirroring } from "./headers.ts";
 import { serveListen } from "./listen.ts";
+import type { ListenTimings } from "./listen-stream.ts";
 import { ALL_PROTOCOL_VERSIONS, checkModernRequest, type ModernRequest } from "./request.ts";
 
 /**
@@ -80,6 +81,8 @@ export interface ModernDeps {
    * on this path, the same as on the direct one.
    */
   readonly decisions?: DecisionCache;
+  /** `subscriptions/listen` clocks other than listen.ts's defaults (configuration, tests). */
+  readonly timings?: Partial<ListenTimings>;
 }
 
 /** Lists change whenever the policy does: cached by nobody. Discovery says the same to everyone. */
