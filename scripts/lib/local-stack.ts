@@ -81,6 +81,8 @@ export interface LocalStackOptions {
    * (local-d1-template.ts); absent (`npm start`), wrangler migrates and seeds every start.
    */
   readonly d1TemplatesDir?: string;
+  /** Tests: more Worker settings for the dev env file (e.g. shorter listen clocks, HATAGO_LISTEN_*). */
+  readonly workerSettings?: Readonly<Record<string, string>>;
 }
 
 export interface LocalStack {
@@ -238,6 +240,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...Object.entries(options.connect?.workerSettings ?? { HATAGO_CONNECT_DEMO_KIND: "mock" }).map(
           ([name, value]) => `${name}=${value}`,
         ),
+        ...Object.entries(options.workerSettings ?? {}).map(([name, value]) => `${name}=${value}`),
         "",
       ].join("\n"),
       { mode: 0o600 },

@@ -22,10 +22,16 @@ import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
  * Ports 18710–18712 (the stack takes base, base+1, base+2).
  */
 const BASE = 18710;
-/** worker/mcp/modern/listen.ts LISTEN_RECHECK_MS (that module is the Worker's: not compiled for Node here). */
-const LISTEN_RECHECK_MS = 30_000;
-/** worker/mcp/modern/listen.ts LISTEN_KEEPALIVE_MS. */
-const LISTEN_KEEPALIVE_MS = 15_000;
+/**
+ * This file's stack runs the listen clocks faster than listen.ts's defaults (30 s re-check, 15 s keep-alive)
+ * through the Worker's settings, so what waits on them waits seconds: the same code, other intervals.
+ */
+const LISTEN_RECHECK_MS = 3_000;
+const LISTEN_KEEPALIVE_MS = 2_000;
+const LISTEN_SETTINGS = {
+  HATAGO_LISTEN_RECHECK_SECONDS: String(LISTEN_RECHECK_MS / 1000),
+  HATAGO_LISTEN_KEEPALIVE_SECONDS: String(LISTEN_KEEPALIVE_MS / 1000),
+};
 const URI = "hatago:everything:demo://resource/static/document/architecture.md";
 let stack: TestStack;
 const closers: (() => Promise<void>)[] = [];
@@ -84,7 +90,7 @@ const listening = async (server: string) => (await bridgeHealth()).servers[serve
 const heardMethods = (l: Listener) => new Set(l.heard.map(([m]) => m));
 
 beforeAll(async () => {
-  stack = await startTestStack(BASE);
+  stack = await startTestStack(BASE, { workerSettings: LISTEN_SETTINGS });
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../
 /** Options a test may add to what `npm start` passes. */
 export type StackExtras = Pick<
   LocalStackOptions,
-  "workerEntry" | "bridgeEntry" | "maxBridgeRestarts" | "connect" | "watchPolicies" | "policiesDir"
+  "workerEntry" | "bridgeEntry" | "maxBridgeRestarts" | "connect" | "watchPolicies" | "policiesDir" | "workerSettings"
 >;
 
 /** Lines of stack output kept for a failure message; the rest is dropped. */
