@@ -48,19 +48,7 @@ describe("URL elicitation for a missing connection (MCP 2025-11-25; issue 17)", 
 
   beforeAll(async () => {
     await upstream.start();
-    stack = await startTestStack(STACK_PORT, {
-      connect: {
-        workerSettings: {
-          HATAGO_CONNECT_DEMO_KIND: "oauth2",
-          HATAGO_CONNECT_DEMO_LABEL: "Fake upstream",
-          HATAGO_CONNECT_DEMO_CLIENT_ID: "e2e-app",
-          HATAGO_CONNECT_DEMO_CLIENT_SECRET: "e2e-fake-secret",
-          HATAGO_CONNECT_DEMO_AUTHORIZATION_URL: `${upstream.url}/authorize`,
-          HATAGO_CONNECT_DEMO_TOKEN_URL: `${upstream.url}/token`,
-        },
-        userinfoUrl: `${upstream.url}/userinfo`,
-      },
-    });
+    stack = await startTestStack(STACK_PORT, { connect: upstream.stackConnect() });
     browser = await launchChromium();
   });
   afterAll(async () => {

@@ -16,7 +16,6 @@ import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 const STACK_PORT = 18_630;
 const FAKE_UPSTREAM_PORT = 18_633;
-const FAKE_UPSTREAM = `http://127.0.0.1:${FAKE_UPSTREAM_PORT}`;
 const TOOL = "whoami-upstream__whoami";
 
 /** What a person reads in an element, whitespace collapsed. */
@@ -53,19 +52,7 @@ describe("connections end to end: bob acts upstream as bob, never as carol (issu
 
   beforeAll(async () => {
     await upstream.start();
-    stack = await startTestStack(STACK_PORT, {
-      connect: {
-        workerSettings: {
-          HATAGO_CONNECT_DEMO_KIND: "oauth2",
-          HATAGO_CONNECT_DEMO_LABEL: "Fake upstream",
-          HATAGO_CONNECT_DEMO_CLIENT_ID: "e2e-app",
-          HATAGO_CONNECT_DEMO_CLIENT_SECRET: "e2e-fake-secret",
-          HATAGO_CONNECT_DEMO_AUTHORIZATION_URL: `${FAKE_UPSTREAM}/authorize`,
-          HATAGO_CONNECT_DEMO_TOKEN_URL: `${FAKE_UPSTREAM}/token`,
-        },
-        userinfoUrl: `${FAKE_UPSTREAM}/userinfo`,
-      },
-    });
+    stack = await startTestStack(STACK_PORT, { connect: upstream.stackConnect() });
     browser = await launchChromium();
   });
   afterAll(async () => {

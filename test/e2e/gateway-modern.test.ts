@@ -1,15 +1,11 @@
 import { fileURLToPath } from "node:url";
-import {
-  Client as ModernClient,
-  StreamableHTTPClientTransport as ModernTransport,
-  UnauthorizedError as ModernUnauthorized,
-} from "@modelcontextprotocol/client";
+import type { Client as ModernClient } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_CLIENT_CAPABILITIES } from "../../policies/client-capabilities.ts";
 import { listServerTools } from "../../scripts/lib/server-tools.ts";
 import { d1Query, d1QuerySettled, d1QueryUntil } from "./helpers/d1.ts";
-import { type Connected, callError, connectAs } from "./helpers/mcp-client.ts";
-import { DemoOAuthProvider, type DemoPerson } from "./helpers/oauth-flow.ts";
+import { type Connected, callError, connectAs, connectModernAs } from "./helpers/mcp-client.ts";
+import type { DemoOAuthProvider, DemoPerson } from "./helpers/oauth-flow.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 /**
@@ -43,29 +39,7 @@ async function connectModern(
   capabilities: Record<string, unknown> = {},
   setup: (client: ModernClient) => void = () => {},
 ): Promise<ModernConnected> {
-  const provider = new DemoOAuthProvider(person);
-  const url = new URL(`${stack.url}/mcp`);
-  const make = () => {
-    const client = new ModernClient(
-      { name: `e2e-modern-${person}`, version: "1.0.0" },
-      { capabilities, versionNegotiation: { mode: "auto" } },
-    );
-    setup(client);
-    return client;
-  };
-  let client = make();
-  let transport = new ModernTransport(url, { authProvider: provider });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    if (!(error instanceof ModernUnauthorized) || !provider.code) throw error;
-    // SDK 2.4 checks RFC 9207 `iss`; the helper keeps only the code, and our callback's `iss` is always the
-    // issuer, this origin (asserted on the wire by test/workers/oauth/harness/flow.ts, clientRedirect).
-    await transport.finishAuth(provider.code, stack.url);
-    client = make();
-    transport = new ModernTransport(url, { authProvider: provider });
-    await client.connect(transport);
-  }
+  const { client, provider } = await connectModernAs(stack.url, person, { capabilities, setup });
   closers.push(() => client.close());
   return { client, provider };
 }

@@ -1,11 +1,8 @@
-import {
-  Client as ModernClient,
-  StreamableHTTPClientTransport as ModernTransport,
-  UnauthorizedError as ModernUnauthorized,
-} from "@modelcontextprotocol/client";
+import type { Client as ModernClient } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { d1Execute, d1Query } from "./helpers/d1.ts";
-import { DemoOAuthProvider, type DemoPerson } from "./helpers/oauth-flow.ts";
+import { connectModernAs } from "./helpers/mcp-client.ts";
+import type { DemoOAuthProvider, DemoPerson } from "./helpers/oauth-flow.ts";
 import { startTestStack, type TestStack } from "./helpers/test-stack.ts";
 
 /**
@@ -46,21 +43,7 @@ interface Listener {
 
 /** A modern client signed in through the OAuth flow, recording what its listen streams deliver. */
 async function connect(person: DemoPerson): Promise<Listener> {
-  const provider = new DemoOAuthProvider(person);
-  const url = new URL(`${stack.url}/mcp`);
-  const make = () =>
-    new ModernClient({ name: `e2e-listen-${person}`, version: "1.0.0" }, { versionNegotiation: { mode: "auto" } });
-  let client = make();
-  let transport = new ModernTransport(url, { authProvider: provider });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    if (!(error instanceof ModernUnauthorized) || !provider.code) throw error;
-    await transport.finishAuth(provider.code, stack.url);
-    client = make();
-    transport = new ModernTransport(url, { authProvider: provider });
-    await client.connect(transport);
-  }
+  const { client, provider } = await connectModernAs(stack.url, person, { name: `e2e-listen-${person}` });
   closers.push(() => client.close());
   const heard: [string, string?][] = [];
   for (const method of [

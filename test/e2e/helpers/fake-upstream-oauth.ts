@@ -28,6 +28,24 @@ export class FakeUpstreamOAuth {
     });
   }
 
+  /** A local stack's `connect` option (scripts/lib/local-stack.ts) with the `demo` provider pointed here. */
+  stackConnect(): {
+    readonly workerSettings: Readonly<Record<string, string>>;
+    readonly userinfoUrl: string;
+  } {
+    return {
+      workerSettings: {
+        HATAGO_CONNECT_DEMO_KIND: "oauth2",
+        HATAGO_CONNECT_DEMO_LABEL: "Fake upstream",
+        HATAGO_CONNECT_DEMO_CLIENT_ID: "e2e-app",
+        HATAGO_CONNECT_DEMO_CLIENT_SECRET: "e2e-fake-secret",
+        HATAGO_CONNECT_DEMO_AUTHORIZATION_URL: `${this.url}/authorize`,
+        HATAGO_CONNECT_DEMO_TOKEN_URL: `${this.url}/token`,
+      },
+      userinfoUrl: `${this.url}/userinfo`,
+    };
+  }
+
   start(): Promise<void> {
     return new Promise((resolve) => this.#server.listen(this.#port, "127.0.0.1", resolve));
   }

@@ -1,3 +1,8 @@
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+  UnauthorizedError as ModernUnauthorized,
+} from "@modelcontextprotocol/client";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client, type ClientOptions } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
@@ -57,6 +62,41 @@ export async function connectAs(
       return token;
     },
   };
+}
+
+/**
+ * The modern client (@modelcontextprotocol/client 2.4, MCP 2026-07-28, `versionNegotiation: auto`), signed
+ * in through the same OAuth flow as `connectAs`.
+ */
+export async function connectModernAs(
+  baseUrl: string,
+  person: DemoPerson,
+  options: { name?: string; capabilities?: Record<string, unknown>; setup?: (client: ModernClient) => void } = {},
+): Promise<{ readonly client: ModernClient; readonly provider: DemoOAuthProvider }> {
+  const provider = new DemoOAuthProvider(person);
+  const url = new URL(`${baseUrl}/mcp`);
+  const make = () => {
+    const client = new ModernClient(
+      { name: options.name ?? `e2e-modern-${person}`, version: "1.0.0" },
+      { capabilities: options.capabilities ?? {}, versionNegotiation: { mode: "auto" } },
+    );
+    options.setup?.(client);
+    return client;
+  };
+  let client = make();
+  let transport = new ModernTransport(url, { authProvider: provider });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    if (!(error instanceof ModernUnauthorized) || !provider.code) throw error;
+    // SDK 2.4 checks RFC 9207 `iss`; the helper keeps only the code, and our callback's `iss` is always the
+    // issuer, this origin (asserted on the wire by test/workers/oauth/harness/flow.ts, clientRedirect).
+    await transport.finishAuth(provider.code, baseUrl);
+    client = make();
+    transport = new ModernTransport(url, { authProvider: provider });
+    await client.connect(transport);
+  }
+  return { client, provider };
 }
 
 /** The error a call ends with, or `null` when it succeeds. */
