@@ -1,4 +1,4 @@
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import type { OAuthClientProvider, OAuthDiscoveryState } from "@modelcontextprotocol/sdk/client/auth.js";
 import type {
   OAuthClientInformationMixed,
   OAuthClientMetadata,
@@ -65,6 +65,7 @@ export class DemoOAuthProvider implements OAuthClientProvider {
   #client: OAuthClientInformationMixed | undefined;
   #tokens: OAuthTokens | undefined;
   #verifier = "";
+  #discovery: OAuthDiscoveryState | undefined;
   /** The authorization code from the last redirect, for `transport.finishAuth(code)`. */
   code: string | null = null;
 
@@ -112,5 +113,15 @@ export class DemoOAuthProvider implements OAuthClientProvider {
   }
   codeVerifier() {
     return this.#verifier;
+  }
+  /**
+   * Kept with the verifier, as the SDK asks: SDK 2.4 then checks, when the code comes back, that the token
+   * request goes to the authorization server the redirect was made for (SEP-2352's callback-leg binding).
+   */
+  saveDiscoveryState(state: OAuthDiscoveryState) {
+    this.#discovery = state;
+  }
+  discoveryState() {
+    return this.#discovery;
   }
 }
