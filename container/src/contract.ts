@@ -108,7 +108,13 @@ export interface ListenRequestBody {
 }
 export const LISTEN_BODY_FIELDS = ["server", "resources"] as const;
 /** One listen names at most this many resources, each at most this long (a 400 beyond). */
-export const LISTEN_LIMITS = { maxResources: 100, maxUriChars: 2_048 } as const;
+/**
+ * `/listen` bounds. `maxPerPrincipal`: open listen streams of one principal on one server. Every stream counts
+ * against the server's session limit (HATAGO_BRIDGE_MAX_SESSIONS); without this, one person opening streams
+ * in a loop could take every slot and leave nobody else able to listen or open a session. A client listens
+ * once per server; eight leaves room for several clients and reconnects of one person.
+ */
+export const LISTEN_LIMITS = { maxResources: 100, maxUriChars: 2_048, maxPerPrincipal: 8 } as const;
 
 export const BRIDGE_LIMITS = {
   /** Request body cap (413 beyond it): the MCP SDK's own 4 MiB limit, so a message the SDK accepts fits. */

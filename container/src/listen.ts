@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isServerId } from "../../policies/catalog.ts";
 import { authenticate, type BridgeContext, credentialMissing } from "./context.ts";
 import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_LIMITS, LISTEN_BODY_FIELDS, LISTEN_LIMITS } from "./contract.ts";
-import { badRequest, methodNotAllowed, notFound } from "./errors.ts";
+import { BridgeHttpError, badRequest, methodNotAllowed, notFound } from "./errors.ts";
 import { header, parseBoundedJson, readBody, requireJsonContentType } from "./http.ts";
 import { isJsonObject } from "./jsonrpc.ts";
 import { admitSession } from "./limits.ts";
@@ -25,7 +25,8 @@ const LISTEN_KEEPALIVE_MS = 25_000;
  *
  * The stream does not start the server's process and does not keep it running (listeners.ts): a stopped
  * process changes nothing, and one started later by a call is heard from its first line. Opening the stream
- * is admitted like a session (HATAGO_BRIDGE_MAX_SESSIONS per server; 503 beyond).
+ * is admitted like a session (HATAGO_BRIDGE_MAX_SESSIONS per server; 503 beyond), and one principal holds
+ * at most LISTEN_LIMITS.maxPerPrincipal streams on a server (429 beyond).
  */
 export async function handleListen(ctx: BridgeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== "POST") throw methodNotAllowed("POST");
@@ -44,6 +45,10 @@ export async function handleListen(ctx: BridgeContext, req: IncomingMessage, res
   const uris = resourcesOf(resources);
   const claims = await authenticate(ctx, req, server, "listen", undefined);
   admitSession(ctx.pool.listeners.count(server), ctx.config);
+  // SECURITY: one person cannot take every slot of a server's session limit with listen streams.
+  if (ctx.pool.listeners.countOf(server, claims.sub) >= LISTEN_LIMITS.maxPerPrincipal) {
+    throw tooManyListens();
+  }
 
   res.writeHead(200, SSE_HEADERS);
   res.flushHeaders();
@@ -80,3 +85,16 @@ function resourcesOf(value: unknown): ReadonlySet<string> {
   }
   return new Set(value as string[]);
 }
+
+/** 429: this principal already holds LISTEN_LIMITS.maxPerPrincipal streams on this server. */
+function tooManyListens(): BridgeHttpError {
+  return new BridgeHttpError(
+    429,
+    "too_many_listens",
+    `at most ${LISTEN_LIMITS.maxPerPrincipal} listen streams per person on one server; close one first`,
+    { headers: { "retry-after": String(LISTEN_RETRY_AFTER_SECONDS) } },
+  );
+}
+
+/** A listen that was refused is tried again by the Worker at its next re-check (30 s by default). */
+const LISTEN_RETRY_AFTER_SECONDS = 30;

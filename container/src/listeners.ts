@@ -7,6 +7,8 @@ import { type CallSink, SilentPort } from "./port.ts";
 
 const NONE: ReadonlySet<ChangeListener> = new Set();
 
+const principalKey = (server: ServerId, principal: string) => `${server}\n${principal}`;
+
 /**
  * The open `/listen` streams (listen.ts), by process: the pool's key, (server, principal) for a `per-user`
  * server and the server for a `shared` one, so a per-user process is only ever heard by its own principal.
@@ -22,6 +24,8 @@ const NONE: ReadonlySet<ChangeListener> = new Set();
 export class ListenerRegistry {
   readonly #byKey = new Map<string, Set<ChangeListener>>();
   readonly #perServer = new Map<ServerId, number>();
+  /** Open streams per (server, principal): one person may not take a server's every slot (listen.ts). */
+  readonly #perPrincipal = new Map<string, number>();
   readonly #log: Logger;
   #serial = 0;
 
@@ -39,6 +43,11 @@ export class ListenerRegistry {
     return this.#perServer.get(server) ?? 0;
   }
 
+  /** Open listen streams of one principal on a server, for the per-person limit. */
+  countOf(server: ServerId, principal: string): number {
+    return this.#perPrincipal.get(principalKey(server, principal)) ?? 0;
+  }
+
   /**
    * Adds a listener to the process `key`; `muxOf` finds that process's multiplexer if there is one now
    * (never creating it: a listen does not start a server). Returns the removal.
@@ -50,6 +59,8 @@ export class ListenerRegistry {
     set.add(listener);
     this.#byKey.set(key, set);
     this.#perServer.set(server, this.count(server) + 1);
+    const own = principalKey(server, listener.principal);
+    this.#perPrincipal.set(own, this.countOf(server, listener.principal) + 1);
     if (mux && isReady(mux)) for (const uri of fresh) this.#send(mux, listener.principal, "resources/subscribe", uri);
     let removed = false;
     return () => {
@@ -58,6 +69,9 @@ export class ListenerRegistry {
       set.delete(listener);
       if (set.size === 0 && this.#byKey.get(key) === set) this.#byKey.delete(key);
       this.#perServer.set(server, this.count(server) - 1);
+      const left = this.countOf(server, listener.principal) - 1;
+      if (left > 0) this.#perPrincipal.set(own, left);
+      else this.#perPrincipal.delete(own);
       const now = muxOf();
       if (!now || !isReady(now)) return;
       for (const uri of listener.resources) {

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BRIDGE_CREDENTIAL_HEADER, BRIDGE_ROUTES, type CredentialUse } from "../../container/src/contract.ts";
+import {
+  BRIDGE_CREDENTIAL_HEADER,
+  BRIDGE_ROUTES,
+  type CredentialUse,
+  LISTEN_LIMITS,
+} from "../../container/src/contract.ts";
 import { type BridgeProcess, startBridge } from "./harness.ts";
 
 /**
@@ -177,6 +182,39 @@ describe("hostile /listen requests (the credential decides who listens; the body
     expect((await listen("github:alice", "everything", [], { use: "execute" })).status).toBe(403);
     expect((await listen("github:alice", "everything", [], { use: "mcp" })).status).toBe(403);
     expect((await listen("github:alice", "everything", [], { credentialServer: "memory" })).status).toBe(403);
+  });
+
+  it("one person cannot take every listen slot: past LISTEN_LIMITS.maxPerPrincipal on a server, 429; others still listen", async () => {
+    const mine: Listen[] = [];
+    for (let i = 0; i < LISTEN_LIMITS.maxPerPrincipal; i++) {
+      const l = await listen("github:mallory", "everything", []);
+      expect(l.status).toBe(200);
+      mine.push(l);
+    }
+    const refused = await fetch(`${bridge.base}${BRIDGE_ROUTES.listen}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        [BRIDGE_CREDENTIAL_HEADER]: await bridge.mint("github:mallory", "everything", "listen"),
+      },
+      body: JSON.stringify({ server: "everything", resources: [] }),
+    });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("30");
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("too_many_listens");
+    // Another person, and the same person on another server, are not affected.
+    const other = await listen("github:carol", "everything", []);
+    expect(other.status).toBe(200);
+    other.close();
+    const elsewhere = await listen("github:mallory", "memory", []);
+    expect(elsewhere.status).toBe(200);
+    elsewhere.close();
+    // Closing one frees its slot.
+    mine.pop()?.close();
+    await expect
+      .poll(async () => (await listen("github:mallory", "everything", [])).status, { timeout: 5_000 })
+      .toBe(200);
+    for (const l of mine) l.close();
   });
 
   it("an unknown field (a command), an unknown server, bad resources are 400/404 before anything runs", async () => {
