@@ -39,7 +39,7 @@ import {
   providerOptions,
   TOKEN_PATH,
 } from "./oauth/index.ts";
-import { TokenVerdicts, withLibraryCorsHeaders } from "./oauth/token-verdicts.ts";
+import { forgettingOnRevoke, TokenVerdicts, withLibraryCorsHeaders } from "./oauth/token-verdicts.ts";
 
 /** A Worker built from one configuration: what the default export runs, and what tests build directly. */
 export interface HatagoWorker {
@@ -78,7 +78,8 @@ export function createWorker(config: Config): HatagoWorker {
     oauth: (env: Env) => {
       if (!options) throw new Error("OAuth routes called before the provider was built");
       // Helpers built from our own options, never the `env.OAUTH_PROVIDER` the library may have left on a shared env.
-      return getOAuthApi(options, env);
+      // Every grant they revoke (sign-out, burnt codes, refresh reuse) empties this isolate's token verdicts.
+      return forgettingOnRevoke(getOAuthApi(options, env), () => verdicts.forget());
     },
   };
 
@@ -148,15 +149,35 @@ export function createWorker(config: Config): HatagoWorker {
     defaultHandler: { fetch: (request, env, ctx) => app.fetch(request, env, ctx) },
   });
   const provider = new OAuthProvider<Env>(options);
-  tokenEndpoint = (request, env, ctx) =>
-    guardTokenEndpoint(request, env, { oauth: deps.oauth, forward: (r) => provider.fetch(r, env, ctx) });
+  /**
+   * The library's token endpoint behind our checks (refresh token reuse, single-use codes, CIMD hosts), for
+   * every path that reaches it (/token, the console's and the connect routes' own sign-ins). A refresh or a
+   * revocation (RFC 7009) may end a token inside the library: once the request is over, whatever its outcome,
+   * this isolate asks the library again (a check under way meanwhile is not kept: ReuseCache's generation).
+   */
+  const tokenRequest = async (
+    request: Request,
+    env: Env,
+    ctx: ExecutionContext,
+    endpointResource?: { origin: string; path: string },
+  ): Promise<Response> => {
+    try {
+      return await guardTokenEndpoint(request, env, {
+        oauth: deps.oauth,
+        forward: (r) => provider.fetch(r, env, ctx),
+        ...(endpointResource ? { endpointResource } : {}),
+      });
+    } finally {
+      verdicts.forget();
+    }
+  };
+  tokenEndpoint = tokenRequest;
   // The admin console (browser sessions); the JSON API under /admin/ stays a bearer-token route above.
   const adminConsole = createConsole({
     config,
     login,
     oauth: deps.oauth,
-    token: (request, env, ctx) =>
-      guardTokenEndpoint(request, env, { oauth: deps.oauth, forward: (r) => provider.fetch(r, env, ctx) }),
+    token: (request, env, ctx) => tokenRequest(request, env, ctx),
     health: (env) => health(env),
   });
 
@@ -208,16 +229,7 @@ export function createWorker(config: Config): HatagoWorker {
           verdicts.beforeLibrary(request);
         }
         if (url.pathname === TOKEN_PATH && request.method === "POST") {
-          // The library's token endpoint, behind our checks (refresh token reuse, single-use codes, CIMD hosts).
-          const answered = await guardTokenEndpoint(request, ownEnv, {
-            oauth: deps.oauth,
-            forward: (r) => provider.fetch(r, ownEnv, ctx),
-            endpointResource: { origin: config.publicUrl, path: MCP_PATH },
-          });
-          // A refresh or a revocation (RFC 7009) may have ended a token: once it is done, this isolate asks
-          // the library again (a check under way meanwhile is not kept either: ReuseCache's generation).
-          verdicts.forget();
-          return answered;
+          return await tokenRequest(request, ownEnv, ctx, { origin: config.publicUrl, path: MCP_PATH });
         }
         if (
           url.pathname === endpointMetadataPath(MCP_PATH) &&

@@ -139,6 +139,8 @@ export async function blockSubject(
     now,
   );
   const grantsRevoked = await revokeGrantsOf(env, subject);
+  // Again after the grants went: a token checked by the library while they were being revoked is not reused.
+  forgetAllReused();
   const sessionsClosed = await closeSessionsOf(db, env.MCP_SESSIONS, subject);
   // Upstream accounts too (issue 17): the connections it covers are deleted and their processes stopped.
   await deleteConnectionsOnBlock(env, subject);
@@ -218,6 +220,8 @@ export async function revokeSubject(
     now,
   );
   const grantsRevoked = await revokeGrantsOf(env, subject);
+  // Again after the grants went: a token checked by the library while they were being revoked is not reused.
+  forgetAllReused();
   const sessionsClosed = await closeSessionsOf(db, env.MCP_SESSIONS, subject);
   return { ok: true, body: { subject, revokedBeforeMs: now, grantsRevoked, sessionsClosed } };
 }

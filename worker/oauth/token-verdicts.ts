@@ -1,3 +1,4 @@
+import type { OAuthHelpers } from "@cloudflare/workers-oauth-provider";
 import { type ReadTicket, ReuseCache } from "../authz/reuse-cache.ts";
 
 /**
@@ -16,7 +17,8 @@ import { type ReadTicket, ReuseCache } from "../authz/reuse-cache.ts";
  *   REUSE_MAX_AGE_MS more by an isolate that saw it. Deployed, the library's KV read itself may see a
  *   deleted record for up to 60 s at another location (Workers KV is eventually consistent; reads are
  *   cached at the edge), so the second adds nothing new. In the isolate that serves the revocation, every
- *   verdict is dropped at once.
+ *   verdict is dropped at once: after every token endpoint request, and after every grant our code
+ *   revokes (`forgettingOnRevoke`: console sign-out, burnt codes, refresh token reuse).
  * - The kill switch (block, revoke) does not rest on this: the person's standing is part of the decision
  *   facts, checked on every request within the same bound, and the isolate making the block forgets every
  *   verdict at once (`forgetAllReused`).
@@ -40,6 +42,11 @@ const BEARER = /^Bearer[\t ]+([^\s,]+)$/i;
 
 /** At most this many tokens remembered per isolate: clients active within the last second. */
 const MAX_VERDICTS = 1_000;
+/**
+ * A key (token and URL) longer than this is never remembered: a client's URL has no long query string, and
+ * MAX_VERDICTS keys of this size hold at most ~2 MB, whatever a caller puts in the URL.
+ */
+const MAX_KEY_CHARS = 2_048;
 
 export class TokenVerdicts {
   readonly #cache: ReuseCache<TokenVerdict>;
@@ -94,7 +101,8 @@ function keyOf(request: Request): string | null {
   const token = tokenOf(request);
   if (token === null) return null;
   const url = new URL(request.url);
-  return `${token}\n${url.protocol}//${url.host}${url.pathname}${url.search}`;
+  const key = `${token}\n${url.protocol}//${url.host}${url.pathname}${url.search}`;
+  return key.length > MAX_KEY_CHARS ? null : key;
 }
 
 /**
@@ -128,5 +136,26 @@ function appendListValue(headers: Headers, name: string, value: string): void {
   headers.set(name, values.join(", "));
 }
 
-/** The isolate's verdicts for the MCP paths; blocks, revocations and lifts empty it (forgetAllReused). */
-export const tokenVerdicts = new TokenVerdicts({ isolateWide: true });
+/**
+ * The library's helpers with `revokeGrant` followed by `forget` (whether it succeeded or not): every grant our
+ * code revokes (a console sign-out, a burnt code, refresh token reuse) empties the isolate's verdicts, so
+ * the revoked tokens are refused here from the next request. The library's own revocations (refresh
+ * rotation, RFC 7009) happen inside the token endpoint, which forgets when it is done (app.ts).
+ */
+export function forgettingOnRevoke<H extends Pick<OAuthHelpers, "revokeGrant">>(helpers: H, forget: () => void): H {
+  return new Proxy(helpers, {
+    get(target, property, receiver) {
+      if (property === "revokeGrant") {
+        return async (...args: Parameters<OAuthHelpers["revokeGrant"]>) => {
+          try {
+            return await target.revokeGrant(...args);
+          } finally {
+            forget();
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
