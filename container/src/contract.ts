@@ -522,13 +522,15 @@ function hasControlChars(value: string): boolean {
   return false;
 }
 
-function base64url(bytes: Uint8Array): string {
+/** base64url without padding (RFC 4648 §5): credentials here, and the Worker's tokens and states. */
+export function base64url(bytes: Uint8Array): string {
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
+/** Strict: anything outside the base64url alphabet (padding included) or undecodable is `undefined`. */
+export function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
   try {
     const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));

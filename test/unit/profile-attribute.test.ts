@@ -83,7 +83,7 @@ describe("bench/profile/attribute.ts", () => {
   });
 
   it("a package's marker behind a symlinked node_modules still names the package", () => {
-    const bundle = ["// ../../work/main/node_modules/hono/dist/hono.js", "function dispatch() {", "}"].join("\n");
+    const bundle = ["// ../../other-checkout/node_modules/hono/dist/hono.js", "function dispatch() {", "}"].join("\n");
     const dispatch: Frame = { functionName: "dispatch", scriptId: "1", url: "bundle.js", lineNumber: 1 };
     const result = attribute(profile([[[dispatch], 2]]), new Map([["1", bundle]]), 1);
     expect([...result.byGroup]).toEqual([["hono", 2]]);

@@ -107,7 +107,7 @@ function keyOf(request: Request): string | null {
 
 /**
  * The headers the library adds to every protected route's answer (workers-oauth-provider 1.2.3,
- * `withCorsHeaders`), for answers given without it. test/workers/token-verdicts.test.ts compares the two
+ * `withCorsHeaders`), for answers given without it. test/workers/oauth/token-verdicts.test.ts compares the two
  * answers header by header, so a library upgrade that changes them fails there.
  */
 export function withLibraryCorsHeaders(response: Response, request: Request): Response {

@@ -1,78 +1,19 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { forgetAllReused } from "../../../worker/authz/reuse-cache.ts";
-import type { Env } from "../../../worker/env.ts";
-import { createWorker, parseConfig } from "../../../worker/index.ts";
 import { TokenVerdicts } from "../../../worker/oauth/token-verdicts.ts";
 import { adminBrowser, CONSOLE, csrfOf, pageOf, postForm, seedDevPolicy } from "../console/harness.ts";
-import { meterKv, meterReset, meterSnapshot } from "../metering/meter.ts";
+import { meterReset } from "../metering/meter.ts";
 import { Browser } from "./harness/browser.ts";
 import { mockUpstream, signIn, tokens } from "./harness/flow.ts";
-import { OAuthTestClient, ORIGIN, type Send } from "./harness/oauth-client.ts";
-import { testSettings } from "./harness/workers.ts";
+import { OAuthTestClient, ORIGIN } from "./harness/oauth-client.ts";
+import { headerSet, kvReads, meteredWorker, toolsList, verdictHarness } from "./harness/token-verdicts.ts";
 
 /**
  * A hostile review of the reused token verdict (worker/oauth/token-verdicts.ts, issue 18): each test is one
  * attack on it, named after the attack, and shows it refused. The first one worked when the review was made
  * (a console sign-out did not empty the verdicts); the others were refused from the start.
  */
-
-const kvReads = () => meterSnapshot()["kv.read"]?.count ?? 0;
-
-function worker(): Send {
-  const parsed = parseConfig(testSettings());
-  if (!parsed.ok) throw new Error("test configuration invalid");
-  const built = createWorker(parsed.config);
-  const metered: Env = { ...(env as unknown as Env), OAUTH_KV: meterKv(env.OAUTH_KV) };
-  return async (request) => {
-    const ctx = createExecutionContext();
-    const response = await built.fetch(request, metered, ctx);
-    await waitOnExecutionContext(ctx);
-    return response;
-  };
-}
-
-async function harness(person = "erin"): Promise<{ send: Send; client: OAuthTestClient; token: string }> {
-  const send = worker();
-  const client = await OAuthTestClient.register(send);
-  const { code, pkce } = await signIn(new Browser(send), client, mockUpstream(person));
-  const issued = await tokens(await client.exchange(code, pkce.verifier));
-  return { send, client, token: issued.access_token };
-}
-
-const MODERN = "2026-07-28";
-
-function toolsList(authorization: string | string[], options: { url?: string; origin?: string } = {}): Request {
-  const headers = new Headers({
-    "content-type": "application/json",
-    accept: "application/json, text/event-stream",
-    "mcp-protocol-version": MODERN,
-    "mcp-method": "tools/list",
-  });
-  for (const value of Array.isArray(authorization) ? authorization : [authorization]) {
-    headers.append("authorization", value);
-  }
-  if (options.origin) headers.set("origin", options.origin);
-  return new Request(options.url ?? `${ORIGIN}/mcp`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "tools/list",
-      params: {
-        _meta: {
-          "io.modelcontextprotocol/protocolVersion": MODERN,
-          "io.modelcontextprotocol/clientInfo": { name: "review", version: "1.0.0" },
-          "io.modelcontextprotocol/clientCapabilities": {},
-        },
-      },
-    }),
-  });
-}
-
-const headerSet = (response: Response) =>
-  [...response.headers].filter(([name]) => name !== "date").sort(([a], [b]) => a.localeCompare(b));
 
 beforeEach(() => {
   forgetAllReused();
@@ -82,9 +23,10 @@ beforeEach(() => {
 describe("attacks on the reused token verdict", () => {
   it("console sign-out revokes the session's API tokens: /mcp refuses one at once in the isolate that signed out", async () => {
     // Claim (token-verdicts.ts): "In the isolate that serves the revocation, every verdict is dropped at once."
-    // Sign-out (console.routes.ts) revokes the grant with revokeGrant but does not forget the verdicts.
+    // Sign-out (console.routes.ts) revokes the grant with revokeGrant; the verdicts must go with it (they did not
+    // when this review was made).
     await seedDevPolicy();
-    const send = worker();
+    const send = meteredWorker();
     const browser = await adminBrowser("alice", send);
     const csrf = csrfOf((await pageOf(browser, `${CONSOLE}/token`)).text);
     const made = await postForm(browser, `${CONSOLE}/token`, { minutes: "5", csrf });
@@ -103,7 +45,7 @@ describe("attacks on the reused token verdict", () => {
   });
 
   it("duplicated Authorization headers each carrying the accepted token: refused as the library refuses them", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     const doubled = await send(toolsList([`Bearer ${token}`, `Bearer ${token}`]));
     expect(doubled.status).toBe(401);
@@ -111,7 +53,7 @@ describe("attacks on the reused token verdict", () => {
   });
 
   it("a disallowed Origin after a verdict was kept: 403 before the cache, no Origin reflected", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     const evil = await send(toolsList(`Bearer ${token}`, { origin: "https://evil.example" }));
     expect(evil.status).toBe(403);
@@ -119,7 +61,7 @@ describe("attacks on the reused token verdict", () => {
   });
 
   it("a token in its last second: its verdict is not kept, the library is asked on the next call", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     // Make the token's own record end in the current second (the library accepts it until that second ends).
     if (Date.now() % 1000 > 700) await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
     const [userId, grantId] = token.split(":");
@@ -135,7 +77,7 @@ describe("attacks on the reused token verdict", () => {
   });
 
   it("another person's token right after a verdict was kept: its own check, never the kept props", async () => {
-    const erin = await harness("erin");
+    const erin = await verdictHarness("erin");
     expect((await erin.send(toolsList(`Bearer ${erin.token}`))).status).toBe(200);
     const client = await OAuthTestClient.register(erin.send);
     const { code, pkce } = await signIn(new Browser(erin.send), client, mockUpstream("frank"));
@@ -151,7 +93,7 @@ describe("attacks on the reused token verdict", () => {
   });
 
   it("methods other than POST (GET, DELETE, HEAD) on a kept verdict: the same answer as through the library", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     for (const method of ["GET", "DELETE", "HEAD"]) {
       const request = () =>
         new Request(`${ORIGIN}/mcp`, { method, headers: { authorization: `Bearer ${token}`, origin: ORIGIN } });

@@ -1,14 +1,10 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { forgetAllReused, REUSE_MAX_AGE_MS } from "../../../worker/authz/reuse-cache.ts";
-import type { Env } from "../../../worker/env.ts";
-import { createWorker, parseConfig } from "../../../worker/index.ts";
 import { TokenVerdicts } from "../../../worker/oauth/token-verdicts.ts";
-import { meterKv, meterReset, meterSnapshot } from "../metering/meter.ts";
-import { Browser } from "./harness/browser.ts";
-import { mockUpstream, signIn, tokens } from "./harness/flow.ts";
-import { OAuthTestClient, ORIGIN, type Send } from "./harness/oauth-client.ts";
-import { testSettings } from "./harness/workers.ts";
+import { meterReset } from "../metering/meter.ts";
+import { ORIGIN } from "./harness/oauth-client.ts";
+import { headerSet, kvReads, toolsList, verdictHarness } from "./harness/token-verdicts.ts";
 
 /**
  * Issue 18, goal 3: the OAuth library's verdict on a token is reused on the MCP paths for at most
@@ -18,65 +14,6 @@ import { testSettings } from "./harness/workers.ts";
  * The Worker is the product's (createWorker) with its KV counted, so "the library was asked" is a KV read.
  */
 
-const kvReads = () => meterSnapshot()["kv.read"]?.count ?? 0;
-
-interface Harness {
-  readonly send: Send;
-  readonly client: OAuthTestClient;
-  readonly token: string;
-  readonly refreshToken: string;
-}
-
-async function harness(person = "erin"): Promise<Harness> {
-  const parsed = parseConfig(testSettings());
-  if (!parsed.ok) throw new Error("test configuration invalid");
-  const worker = createWorker(parsed.config);
-  const metered: Env = { ...(env as unknown as Env), OAUTH_KV: meterKv(env.OAUTH_KV) };
-  const send: Send = async (request) => {
-    const ctx = createExecutionContext();
-    const response = await worker.fetch(request, metered, ctx);
-    await waitOnExecutionContext(ctx);
-    return response;
-  };
-  const client = await OAuthTestClient.register(send);
-  const { code, pkce } = await signIn(new Browser(send), client, mockUpstream(person));
-  const issued = await tokens(await client.exchange(code, pkce.verifier));
-  return { send, client, token: issued.access_token, refreshToken: issued.refresh_token ?? "" };
-}
-
-const MODERN = "2026-07-28";
-
-/** A modern `tools/list` (stateless: no session object, no container): what it lists is the policy's. */
-function toolsList(authorization: string, options: { url?: string; origin?: string } = {}): Request {
-  return new Request(options.url ?? `${ORIGIN}/mcp`, {
-    method: "POST",
-    headers: {
-      authorization,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": MODERN,
-      "mcp-method": "tools/list",
-      ...(options.origin ? { origin: options.origin } : {}),
-    },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "tools/list",
-      params: {
-        _meta: {
-          "io.modelcontextprotocol/protocolVersion": MODERN,
-          "io.modelcontextprotocol/clientInfo": { name: "verdicts", version: "1.0.0" },
-          "io.modelcontextprotocol/clientCapabilities": {},
-        },
-      },
-    }),
-  });
-}
-
-/** Headers that differ between any two answers whatever the path (a date, a trace). */
-const headerSet = (response: Response) =>
-  [...response.headers].filter(([name]) => name !== "date").sort(([a], [b]) => a.localeCompare(b));
-
 beforeEach(() => {
   forgetAllReused();
   meterReset();
@@ -84,7 +21,7 @@ beforeEach(() => {
 
 describe("token verdicts reused on the MCP paths (issue 18)", () => {
   it("a second call within the bound skips the library (no KV read) and answers exactly as the library path does, CORS headers included", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     const origin = ORIGIN;
     forgetAllReused();
     meterReset();
@@ -102,7 +39,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("verdicts expire: after REUSE_MAX_AGE_MS the library is asked again", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     forgetAllReused();
     meterReset();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
@@ -112,7 +49,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("token differing in one character: refused by the library even right after the real one was accepted", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     const last = token.at(-1) === "A" ? "B" : "A";
     const forged = await send(toolsList(`Bearer ${token.slice(0, -1)}${last}`));
@@ -121,7 +58,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("malformed Authorization header carrying an accepted token: refused as the library refuses it, never served from the cache", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     for (const header of [`Bearer ${token},`, `Bearer ${token} extra`, `Basic ${token}`, `Bearer:${token}`, token]) {
       const refused = await send(toolsList(header));
@@ -130,14 +67,14 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("revocation by the client (RFC 7009) in this isolate: the next call is refused at once", async () => {
-    const { send, client, token } = await harness();
+    const { send, client, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     expect((await client.revoke(token)).status).toBe(200);
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(401);
   });
 
   it("refresh in this isolate: verdicts are asked again (a rotation may end tokens)", async () => {
-    const { send, client, token, refreshToken } = await harness();
+    const { send, client, token, refreshToken } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     meterReset();
     expect((await client.refresh(refreshToken)).status).toBe(200);
@@ -147,7 +84,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("revoked in another isolate: accepted at most REUSE_MAX_AGE_MS more here, then refused", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     // Another isolate's revocation: the library's record gone from KV, this isolate not told.
     const [userId, grantId] = token.split(":");
@@ -160,7 +97,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("kill switch in this isolate (forgetAllReused, as the admin API calls it): the library is asked again at once", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     forgetAllReused();
     meterReset();
@@ -169,7 +106,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("other protected paths never reuse a verdict: /api/whoami asks the library every time", async () => {
-    const { send, client, token } = await harness();
+    const { send, client, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     meterReset();
     expect((await client.whoami(token)).status).toBe(200);
@@ -178,7 +115,7 @@ describe("token verdicts reused on the MCP paths (issue 18)", () => {
   });
 
   it("another URL (a query string) is a miss: the library checks the audience for that URL", async () => {
-    const { send, token } = await harness();
+    const { send, token } = await verdictHarness();
     expect((await send(toolsList(`Bearer ${token}`))).status).toBe(200);
     meterReset();
     await send(toolsList(`Bearer ${token}`, { url: `${ORIGIN}/mcp?x=1` }));

@@ -1,3 +1,4 @@
+import { base64url, fromBase64url } from "../../../container/src/contract.ts";
 import type { ServerId } from "../../../policies/catalog.ts";
 import { canonicalJson } from "../../audit/canonical.ts";
 import { derivedHmacKey } from "../../http/derived-key.ts";
@@ -160,22 +161,6 @@ function parsePayload(bytes: Uint8Array): Payload | null {
     return null;
   }
   return { v: 1, sub, cid, srv, tool, b, exp, o: origin };
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
